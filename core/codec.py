@@ -1,0 +1,265 @@
+"""The .v6.alt name codec: IPv6 address <-> host name, and the ip6.arpa form.
+
+The encoding is fixed by the deployed implementation (Prosody's community
+module), so byte-identity with it matters more than elegance:
+
+1. RFC 4648 base32 of the 16 address bytes, padding dropped, lowercase:
+   always 26 characters, the last one of ``aeimquy4`` (2 zero pad bits).
+2. The longest run of two or more ``a`` inside ``s[1:25]`` becomes one
+   ``-``; on a tie the *last* longest run wins.
+3. ``.v6.alt`` is appended.
+
+Everything here is on the hot path of DNS answers and federation requests, so
+the base32 work is done on integers with lookup tables instead of
+:mod:`base64` (pure Python on 3.10-3.12 and several times slower).
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv6Address
+from typing import Final, Union
+
+from .errors import V6AltNameError
+
+__all__ = [
+    "SUFFIX",
+    "AddressLike",
+    "decode",
+    "decode_label",
+    "encode",
+    "encode_label",
+    "from_reverse_pointer",
+    "is_canonical_label",
+    "to_address",
+    "to_reverse_pointer",
+]
+
+SUFFIX: Final = ".v6.alt"
+LABEL_LENGTH: Final = 26
+
+AddressLike = Union[IPv6Address, str, bytes, int]
+
+_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"
+# Python's int() parses base 32 with the digits 0-9a-v ("base32hex"); mapping
+# the RFC 4648 alphabet onto it lets int() do the decoding in C.
+_TO_BASE32HEX: Final = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_PAIRS: Final = tuple(_ALPHABET[v >> 5] + _ALPHABET[v & 31] for v in range(1024))
+_MASK10: Final = 1023
+_MAX_INT: Final = (1 << 128) - 1
+
+_RUNS: Final = re.compile("aa+")
+_LOWER_BASE32: Final = re.compile("[a-z2-7]{26}")
+_PAD_CHARS: Final = frozenset("aeimquy4")
+
+
+def to_address(address: AddressLike) -> IPv6Address:
+    """Coerce the accepted address forms to :class:`IPv6Address`.
+
+    Accepts an ``IPv6Address``, its text form, 16 packed bytes, or an int.
+    Raises :class:`V6AltNameError` for anything else.
+    """
+    if isinstance(address, IPv6Address):
+        return address
+    if isinstance(address, bool):
+        raise V6AltNameError(f"not an IPv6 address: {address!r}")
+    if isinstance(address, int):
+        if 0 <= address <= _MAX_INT:
+            return IPv6Address(address)
+        raise V6AltNameError(f"integer out of the IPv6 range: {address}")
+    if isinstance(address, bytes):
+        if len(address) == 16:
+            return IPv6Address(address)
+        raise V6AltNameError(f"packed IPv6 address must be 16 bytes, got {len(address)}")
+    if isinstance(address, str):
+        text = address.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        if "%" in text:
+            raise V6AltNameError(f"zone index not allowed in {address!r}: names carry no zone")
+        try:
+            return IPv6Address(text)
+        except ValueError:
+            raise V6AltNameError(f"not an IPv6 address: {address!r}") from None
+    raise V6AltNameError(f"not an IPv6 address: {address!r}")
+
+
+def _base32(value: int) -> str:
+    n = value << 2  # 130 bits: 26 characters of 5 bits, the last 2 bits are padding
+    p = _PAIRS
+    return (
+        p[n >> 120]
+        + p[(n >> 110) & _MASK10]
+        + p[(n >> 100) & _MASK10]
+        + p[(n >> 90) & _MASK10]
+        + p[(n >> 80) & _MASK10]
+        + p[(n >> 70) & _MASK10]
+        + p[(n >> 60) & _MASK10]
+        + p[(n >> 50) & _MASK10]
+        + p[(n >> 40) & _MASK10]
+        + p[(n >> 30) & _MASK10]
+        + p[(n >> 20) & _MASK10]
+        + p[(n >> 10) & _MASK10]
+        + p[n & _MASK10]
+    )
+
+
+def _compress(s: str) -> str:
+    runs = _RUNS.findall(s, 1, 25)
+    if not runs:
+        return s
+    length = len(max(runs, key=len))
+    # No run is longer than `length`, so the rightmost match of that many
+    # a's is exactly the last longest run (the deployed tie rule).
+    start = s.rfind("a" * length, 1, 25)
+    return s[:start] + "-" + s[start + length :]
+
+
+def encode_label(address: AddressLike) -> str:
+    """Return the canonical label (without ``.v6.alt``) for an address."""
+    if type(address) is not IPv6Address:
+        address = to_address(address)
+    return _compress(_base32(int(address)))
+
+
+def encode(address: AddressLike) -> str:
+    """Return the canonical ``<label>.v6.alt`` name for an IPv6 address.
+
+    >>> encode("2001:db8::1")
+    'eaaq3o-e.v6.alt'
+    """
+    if type(address) is not IPv6Address:
+        address = to_address(address)
+    return _compress(_base32(int(address))) + SUFFIX
+
+
+def _expand(label: str) -> str:
+    hyphens = label.count("-")
+    if hyphens == 0:
+        return label
+    if hyphens > 1:
+        raise V6AltNameError(f"label {label!r} has {hyphens} hyphens; at most one is allowed")
+    if len(label) > LABEL_LENGTH:
+        raise V6AltNameError(
+            f"label {label!r} is {len(label)} characters; a label with a hyphen has at most 26"
+        )
+    return label.replace("-", "a" * (LABEL_LENGTH + 1 - len(label)))
+
+
+def _label_value(label: str, expanded: str) -> int:
+    if _LOWER_BASE32.fullmatch(expanded) is None:
+        if len(expanded) != LABEL_LENGTH:
+            raise V6AltNameError(
+                f"label {label!r} expands to {len(expanded)} characters; 26 are required"
+            )
+        bad = sorted({c for c in expanded if c not in _ALPHABET})
+        raise V6AltNameError(
+            f"label {label!r} has characters outside the base32 alphabet a-z2-7: {''.join(bad)!r}"
+        )
+    return int(expanded.translate(_TO_BASE32HEX), 32)
+
+
+def decode_label(label: str, *, lenient: bool = False) -> IPv6Address:
+    """Decode one label (no ``.v6.alt``) to its address.
+
+    Strict mode (the default) accepts only the exact canonical label, so that
+    one address has exactly one name. Lenient mode accepts what deployed peers
+    accept: any case, one hyphen standing for ``27 - len`` a's (or none), and
+    nonzero padding bits.
+    """
+    if not isinstance(label, str):
+        raise V6AltNameError(f"label must be text, got {type(label).__name__}")
+    if not label:
+        raise V6AltNameError("empty label: a v6.alt name needs the address label before .v6.alt")
+    if lenient:
+        lowered = label.lower()
+        return IPv6Address(_label_value(label, _expand(lowered)) >> 2)
+    try:
+        value = _label_value(label, _expand(label))
+    except V6AltNameError:
+        if label == label.lower():
+            raise
+        # Give the useful reason: the label is fine apart from its case.
+        value = _label_value(label, _expand(label.lower()))
+    canonical = _compress(_base32(value >> 2))
+    if canonical != label:
+        raise V6AltNameError(_non_canonical_reason(label, canonical))
+    return IPv6Address(value >> 2)
+
+
+def _non_canonical_reason(label: str, canonical: str) -> str:
+    if label.lower() == canonical:
+        return f"label {label!r} is not lowercase; the canonical spelling is {canonical!r}"
+    if label[-1:].lower() not in _PAD_CHARS and "-" not in label[-1:]:
+        return (
+            f"label {label!r} has nonzero padding bits in its last character; "
+            f"the canonical spelling is {canonical!r}"
+        )
+    return (
+        f"label {label!r} is another spelling of {canonical!r}; only the canonical "
+        "form (longest run of a's, the last one on a tie, as one hyphen) names a server"
+    )
+
+
+def is_canonical_label(label: str) -> bool:
+    """True when ``label`` is exactly the encoder's output for some address."""
+    try:
+        decode_label(label)
+    except V6AltNameError:
+        return False
+    return True
+
+
+def _split_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise V6AltNameError(f"name must be text, got {type(name).__name__}")
+    host = name[:-1] if name.endswith(".") else name
+    lowered = host.lower()
+    if not lowered.endswith(SUFFIX):
+        raise V6AltNameError(f"{name!r} is not under .v6.alt")
+    rest = host[: -len(SUFFIX)]
+    label = rest.rpartition(".")[2]
+    if not label:
+        raise V6AltNameError(f"{name!r} has no address label before .v6.alt")
+    return label
+
+
+def decode(name: str, *, lenient: bool = False) -> IPv6Address:
+    """Decode ``[subdomains.]<label>.v6.alt`` to its IPv6 address.
+
+    Only the label right before ``.v6.alt`` carries the address; subdomain
+    labels are ignored here (see :mod:`v6alt.names` for them). In strict mode
+    the ``.v6.alt`` suffix must be lowercase too, since the whole name is an
+    identity string.
+
+    >>> decode("eaaq3o-e.v6.alt")
+    IPv6Address('2001:db8::1')
+    """
+    label = _split_name(name)
+    if not lenient and not name.rstrip(".").endswith(SUFFIX):
+        raise V6AltNameError(f"{name!r}: the suffix must be lowercase '.v6.alt'")
+    return decode_label(label, lenient=lenient)
+
+
+def to_reverse_pointer(address: AddressLike) -> str:
+    """Return the ``ip6.arpa`` name of an address (no trailing dot)."""
+    nibbles = "%032x" % int(to_address(address))
+    return ".".join(reversed(nibbles)) + ".ip6.arpa"
+
+
+def from_reverse_pointer(name: str) -> IPv6Address:
+    """Parse a full 32-nibble ``ip6.arpa`` name back to its address."""
+    if not isinstance(name, str):
+        raise V6AltNameError(f"name must be text, got {type(name).__name__}")
+    host = name[:-1] if name.endswith(".") else name
+    lowered = host.lower()
+    if not lowered.endswith(".ip6.arpa"):
+        raise V6AltNameError(f"{name!r} is not under ip6.arpa")
+    nibbles = lowered[: -len(".ip6.arpa")].split(".")
+    if len(nibbles) != 32:
+        raise V6AltNameError(
+            f"{name!r} has {len(nibbles)} nibble labels; a full address needs 32"
+        )
+    if any(len(n) != 1 or n not in "0123456789abcdef" for n in nibbles):
+        raise V6AltNameError(f"{name!r}: every label before ip6.arpa must be one hex digit")
+    return IPv6Address(int("".join(reversed(nibbles)), 16))

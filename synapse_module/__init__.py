@@ -1,0 +1,1 @@
+"""Synapse module: federation with .v6.alt server names."""
