@@ -38,18 +38,19 @@ __all__ = [
 SUFFIX: Final = ".v6.alt"
 LABEL_LENGTH: Final = 26
 
-AddressLike = Union[IPv6Address, str, bytes, int]
+AddressLike = Union[IPv6Address, str, bytes, int]  # noqa: UP007 (a runtime alias on 3.10)
 
 _ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"
 # Python's int() parses base 32 with the digits 0-9a-v ("base32hex"); mapping
 # the RFC 4648 alphabet onto it lets int() do the decoding in C.
-_TO_BASE32HEX: Final = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_TO_BASE32HEX: Final = bytes.maketrans(_ALPHABET.encode(), b"0123456789abcdefghijklmnopqrstuv")
+_ALPHABET_BYTES: Final = _ALPHABET.encode()
 _PAIRS: Final = tuple(_ALPHABET[v >> 5] + _ALPHABET[v & 31] for v in range(1024))
-_MASK10: Final = 1023
+_MASK30: Final = (1 << 30) - 1
 _MAX_INT: Final = (1 << 128) - 1
 
 _RUNS: Final = re.compile("aa+")
-_LOWER_BASE32: Final = re.compile("[a-z2-7]{26}")
+_A_RUNS: Final = tuple("a" * n for n in range(LABEL_LENGTH + 2))
 _PAD_CHARS: Final = frozenset("aeimquy4")
 
 
@@ -86,40 +87,31 @@ def to_address(address: AddressLike) -> IPv6Address:
 
 def _base32(value: int) -> str:
     n = value << 2  # 130 bits: 26 characters of 5 bits, the last 2 bits are padding
+    # Cut into 30-bit pieces first: shifts on one-digit ints are much cheaper
+    # than on the 130-bit whole.
+    a = n >> 100
+    b = (n >> 70) & _MASK30
+    c = (n >> 40) & _MASK30
+    d = (n >> 10) & _MASK30
     p = _PAIRS
     return (
-        p[n >> 120]
-        + p[(n >> 110) & _MASK10]
-        + p[(n >> 100) & _MASK10]
-        + p[(n >> 90) & _MASK10]
-        + p[(n >> 80) & _MASK10]
-        + p[(n >> 70) & _MASK10]
-        + p[(n >> 60) & _MASK10]
-        + p[(n >> 50) & _MASK10]
-        + p[(n >> 40) & _MASK10]
-        + p[(n >> 30) & _MASK10]
-        + p[(n >> 20) & _MASK10]
-        + p[(n >> 10) & _MASK10]
-        + p[n & _MASK10]
+        f"{p[a >> 20]}{p[(a >> 10) & 1023]}{p[a & 1023]}"
+        f"{p[b >> 20]}{p[(b >> 10) & 1023]}{p[b & 1023]}"
+        f"{p[c >> 20]}{p[(c >> 10) & 1023]}{p[c & 1023]}"
+        f"{p[d >> 20]}{p[(d >> 10) & 1023]}{p[d & 1023]}"
+        f"{p[n & 1023]}"
     )
 
 
 def _compress(s: str) -> str:
-    runs = _RUNS.findall(s, 1, 25)
-    if not runs:
+    if s.find("aa", 1, 25) < 0:
         return s
-    length = len(max(runs, key=len))
-    # No run is longer than `length`, so the rightmost match of that many
-    # a's is exactly the last longest run (the deployed tie rule).
-    start = s.rfind("a" * length, 1, 25)
-    return s[:start] + "-" + s[start + length :]
-
-
-def encode_label(address: AddressLike) -> str:
-    """Return the canonical label (without ``.v6.alt``) for an address."""
-    if type(address) is not IPv6Address:
-        address = to_address(address)
-    return _compress(_base32(int(address)))
+    # Every run is only a's, so the greatest string is the longest run; no run
+    # is longer, so its rightmost match is the last longest run (the deployed
+    # tie rule).
+    run = max(_RUNS.findall(s, 1, 25))
+    start = s.rfind(run, 1, 25)
+    return f"{s[:start]}-{s[start + len(run) :]}"
 
 
 def encode(address: AddressLike) -> str:
@@ -130,7 +122,17 @@ def encode(address: AddressLike) -> str:
     """
     if type(address) is not IPv6Address:
         address = to_address(address)
-    return _compress(_base32(int(address))) + SUFFIX
+    s = _base32(int(address))
+    if s.find("aa", 1, 25) < 0:
+        return s + SUFFIX
+    run = max(_RUNS.findall(s, 1, 25))
+    start = s.rfind(run, 1, 25)
+    return f"{s[:start]}-{s[start + len(run) :]}.v6.alt"
+
+
+def encode_label(address: AddressLike) -> str:
+    """Return the canonical label (without ``.v6.alt``) for an address."""
+    return encode(address)[:-7]
 
 
 def _expand(label: str) -> str:
@@ -146,17 +148,28 @@ def _expand(label: str) -> str:
     return label.replace("-", "a" * (LABEL_LENGTH + 1 - len(label)))
 
 
+def _value_or_none(expanded: str) -> int | None:
+    """The 130-bit value of 26 lowercase base32 characters, or None."""
+    raw = expanded.encode()
+    if len(raw) != LABEL_LENGTH or raw.translate(None, _ALPHABET_BYTES):
+        return None
+    # int() would also take "_", signs and white space, but those were just
+    # ruled out: only alphabet bytes are left.
+    return int(raw.translate(_TO_BASE32HEX), 32)
+
+
 def _label_value(label: str, expanded: str) -> int:
-    if _LOWER_BASE32.fullmatch(expanded) is None:
-        if len(expanded) != LABEL_LENGTH:
-            raise V6AltNameError(
-                f"label {label!r} expands to {len(expanded)} characters; 26 are required"
-            )
-        bad = sorted({c for c in expanded if c not in _ALPHABET})
+    value = _value_or_none(expanded)
+    if value is not None:
+        return value
+    if len(expanded) != LABEL_LENGTH:
         raise V6AltNameError(
-            f"label {label!r} has characters outside the base32 alphabet a-z2-7: {''.join(bad)!r}"
+            f"label {label!r} expands to {len(expanded)} characters; 26 are required"
         )
-    return int(expanded.translate(_TO_BASE32HEX), 32)
+    bad = sorted({c for c in expanded if c not in _ALPHABET})
+    raise V6AltNameError(
+        f"label {label!r} has characters outside the base32 alphabet a-z2-7: {''.join(bad)!r}"
+    )
 
 
 def decode_label(label: str, *, lenient: bool = False) -> IPv6Address:
@@ -179,12 +192,32 @@ def decode_label(label: str, *, lenient: bool = False) -> IPv6Address:
     except V6AltNameError:
         if label == label.lower():
             raise
-        # Give the useful reason: the label is fine apart from its case.
+        # Give the useful reason when the label is fine apart from its case.
         value = _label_value(label, _expand(label.lower()))
-    canonical = _compress(_base32(value >> 2))
-    if canonical != label:
-        raise V6AltNameError(_non_canonical_reason(label, canonical))
-    return IPv6Address(value >> 2)
+        raise V6AltNameError(_non_canonical_reason(label, _compress(_base32(value >> 2)))) from None
+    if label[-1] in _PAD_CHARS and _is_compressed_form(label):
+        return IPv6Address(value >> 2)
+    raise V6AltNameError(_non_canonical_reason(label, _compress(_base32(value >> 2))))
+
+
+def _is_compressed_form(label: str) -> bool:
+    """True when the hyphen (or its absence) is exactly where the encoder puts it.
+
+    Equivalent to ``_compress(expanded) == label`` for a label whose expansion
+    is valid base32, without encoding again (strict decode is a hot path).
+    """
+    p = label.find("-")
+    if p < 0:
+        return label.find("aa", 1, 25) < 0
+    k = LABEL_LENGTH + 1 - len(label)  # how many a's the hyphen stands for
+    if k < 2 or p < 1 or p + k > 25:
+        return False
+    # The run must be maximal inside the candidate zone s[1:25] ...
+    if (p >= 2 and label[p - 1] == "a") or (p + k < 25 and label[p + 1] == "a"):
+        return False
+    # ... no earlier run longer (an equal one loses the tie to this later one)
+    # and no later run as long.
+    return label.find(_A_RUNS[k + 1], 1, p) < 0 and label.find(_A_RUNS[k], p + 1, 26 - k) < 0
 
 
 def _non_canonical_reason(label: str, canonical: str) -> str:
@@ -235,6 +268,25 @@ def decode(name: str, *, lenient: bool = False) -> IPv6Address:
     >>> decode("eaaq3o-e.v6.alt")
     IPv6Address('2001:db8::1')
     """
+    if not lenient and type(name) is str and name.endswith(SUFFIX):
+        # Fast path for the common case, a canonical name; anything odd falls
+        # through to the full checks, which also word the error.
+        label = name[:-7]
+        label = label[label.rfind(".") + 1 :]
+        length = len(label)
+        expanded = (
+            label.replace("-", _A_RUNS[LABEL_LENGTH + 1 - length])
+            if 0 < length < LABEL_LENGTH
+            else label
+        )
+        raw = expanded.encode()
+        if (
+            len(raw) == LABEL_LENGTH
+            and not raw.translate(None, _ALPHABET_BYTES)
+            and label[-1] in _PAD_CHARS
+            and _is_compressed_form(label)
+        ):
+            return IPv6Address(int(raw.translate(_TO_BASE32HEX), 32) >> 2)
     label = _split_name(name)
     if not lenient and not name.rstrip(".").endswith(SUFFIX):
         raise V6AltNameError(f"{name!r}: the suffix must be lowercase '.v6.alt'")
@@ -243,7 +295,7 @@ def decode(name: str, *, lenient: bool = False) -> IPv6Address:
 
 def to_reverse_pointer(address: AddressLike) -> str:
     """Return the ``ip6.arpa`` name of an address (no trailing dot)."""
-    nibbles = "%032x" % int(to_address(address))
+    nibbles = f"{int(to_address(address)):032x}"
     return ".".join(reversed(nibbles)) + ".ip6.arpa"
 
 
@@ -257,9 +309,7 @@ def from_reverse_pointer(name: str) -> IPv6Address:
         raise V6AltNameError(f"{name!r} is not under ip6.arpa")
     nibbles = lowered[: -len(".ip6.arpa")].split(".")
     if len(nibbles) != 32:
-        raise V6AltNameError(
-            f"{name!r} has {len(nibbles)} nibble labels; a full address needs 32"
-        )
+        raise V6AltNameError(f"{name!r} has {len(nibbles)} nibble labels; a full address needs 32")
     if any(len(n) != 1 or n not in "0123456789abcdef" for n in nibbles):
         raise V6AltNameError(f"{name!r}: every label before ip6.arpa must be one hex digit")
     return IPv6Address(int("".join(reversed(nibbles)), 16))

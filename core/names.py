@@ -139,6 +139,8 @@ def parse_host(host: str, port: int | None = None, *, whole: str | None = None) 
         raise V6AltNameError(f"{whole!r}: a server name has no trailing dot")
     if is_v6alt(host):
         return _parse_v6alt(host, port, whole)
+    if host.lower() == SUFFIX[1:]:
+        raise V6AltNameError(f"{whole!r}: v6.alt is the zone itself; add the address label")
     if ":" in host:
         raise V6AltNameError(f"{whole!r}: an IPv6 literal must be in brackets")
     if len(host) > _MAX_NAME:
