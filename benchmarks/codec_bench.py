@@ -36,7 +36,9 @@ def populations(count: int, seed: int = 6) -> dict[str, list[IPv6Address]]:
     return {"global 2000::/3": glob, "yggdrasil 200::/7": ygg, "zero-heavy": zeroish}
 
 
-def best_rate(fn: Callable[[Sequence[object]], object], items: Sequence[object], repeat: int) -> float:
+def best_rate(
+    fn: Callable[[Sequence[object]], object], items: Sequence[object], repeat: int
+) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.process_time()
@@ -73,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="timed passes; the best counts")
     parser.add_argument("--json", action="store_true", help="print rows as JSON")
     args = parser.parse_args(argv)
-    print(f"codec benchmark: {args.count} addresses x 3 populations, best of {args.repeat}",
-          file=sys.stderr)
+    print(
+        f"codec benchmark: {args.count} addresses x 3 populations, best of {args.repeat}",
+        file=sys.stderr,
+    )
     rows = run(args.count, args.repeat)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -84,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---:|---|")
         for row in rows:
             op = str(row["operation"])
-            target = "" if op == "encode(str)" else (
-                "ok" if int(row["ops_per_s"]) >= TARGET_OPS else "BELOW"  # type: ignore[call-overload]
+            target = (
+                ""
+                if op == "encode(str)"
+                else (
+                    "ok" if int(row["ops_per_s"]) >= TARGET_OPS else "BELOW"  # type: ignore[call-overload]
+                )
             )
             print(f"| {row['population']} | {op} | {row['ops_per_s']:,} | {target} |")
     return 0
