@@ -1,0 +1,316 @@
+"""The one config schema of the Synapse module and the sidecar.
+
+The data is a YAML mapping: the module's ``config:`` mapping in
+homeserver.yaml, or the sidecar's YAML file. :func:`parse_config` validates
+already-parsed data, :func:`load_config` reads a file. Every problem raises
+:class:`ConfigError` naming the key path (``ranges.allow[1]``) and the reason;
+unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv6Network
+from typing import Any, Final, Literal
+
+import yaml
+
+from . import config_fields as fields
+from .config_fields import ConfigError, ConfigPath, Endpoint, format_path
+from .ipranges import GLOBAL_UNICAST, YGGDRASIL, never_dial_containing
+
+TlsMode = Literal["required", "off"]
+InboundIpBinding = Literal["off", "log", "enforce"]
+
+__all__ = [
+    "DEFAULT_CONFIG_YAML",
+    "Config",
+    "ConfigError",
+    "ConfigPath",
+    "RangeSettings",
+    "SecureRange",
+    "SidecarSettings",
+    "SynapseSettings",
+    "check_unsafe_allow",
+    "format_path",
+    "load_config",
+    "parse_config",
+]
+
+
+@dataclass(frozen=True)
+class SecureRange:
+    """Per-CIDR transport settings; the most specific range wins."""
+
+    network: IPv6Network
+    tls: TlsMode = "required"
+    trust_any_certificate: bool = True
+
+
+@dataclass(frozen=True)
+class RangeSettings:
+    allow: tuple[IPv6Network, ...] = (YGGDRASIL, GLOBAL_UNICAST)
+    cjdns: bool = False
+    unsafe_allow: tuple[IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class SynapseSettings:
+    inbound_ip_binding: InboundIpBinding = "log"
+
+
+@dataclass(frozen=True)
+class SidecarSettings:
+    dns_listen: Endpoint = ("::1", 5353)
+    lookup_listen: Endpoint = ("::1", 5380)
+    forwarders: tuple[Endpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    ranges: RangeSettings = field(default_factory=RangeSettings)
+    ip_bound_trust: bool = True
+    secure_ranges: tuple[SecureRange, ...] = ()
+    synapse: SynapseSettings = field(default_factory=SynapseSettings)
+    sidecar: SidecarSettings = field(default_factory=SidecarSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the YAML schema; ``parse_config(c.to_dict()) == c``."""
+        return {
+            "ranges": {
+                "allow": [str(n) for n in self.ranges.allow],
+                "cjdns": self.ranges.cjdns,
+                "unsafe_allow": [str(n) for n in self.ranges.unsafe_allow],
+            },
+            "ip_bound_trust": self.ip_bound_trust,
+            "secure_ranges": [
+                {
+                    "cidr": str(r.network),
+                    "tls": r.tls,
+                    "trust_any_certificate": r.trust_any_certificate,
+                }
+                for r in self.secure_ranges
+            ],
+            "synapse": {"inbound_ip_binding": self.synapse.inbound_ip_binding},
+            "sidecar": {
+                "dns_listen": fields.format_endpoint(self.sidecar.dns_listen),
+                "lookup_listen": fields.format_endpoint(self.sidecar.lookup_listen),
+                "forwarders": [fields.format_endpoint(f) for f in self.sidecar.forwarders],
+            },
+        }
+
+
+DEFAULT_CONFIG_YAML: Final = """\
+# v6alt configuration: the Synapse module's `config:` mapping in
+# homeserver.yaml, or the sidecar's YAML file. Every key is optional;
+# the values below are the defaults.
+ranges:
+  # Where v6.alt names (and IP literals that v6alt judges) may point:
+  # 200::/7 is Yggdrasil, 2000::/3 is global unicast. The never-dial
+  # ranges inside them (documentation, Teredo, ...) stay refused.
+  allow: ["200::/7", "2000::/3"]
+  # true adds fc00::/8 (cjdns) to allow; fd00::/8 (ULA) stays never-dial.
+  cjdns: false
+  # CIDRs lifted out of the never-dial list, for labs and loopback demos.
+  # Each must lie inside a never-dial range. Logged as a warning.
+  unsafe_allow: []
+# A v6.alt name dialled at the very address it encodes is trusted without
+# a CA-signed certificate: the address is the identity.
+ip_bound_trust: true
+# Per-CIDR transport settings, the most specific CIDR wins, e.g.
+#   - cidr: "200:1234::/32"
+#     tls: required              # required | off
+#     trust_any_certificate: true
+secure_ranges: []
+synapse:
+  # Inbound federation: does a v6.alt server's request come from the
+  # address its name encodes? off | log | enforce
+  inbound_ip_binding: log
+sidecar:
+  # Where the sidecar answers DNS queries (host:port, IPv6 in brackets).
+  dns_listen: "[::1]:5353"
+  # Where the sidecar serves its local lookup API.
+  lookup_listen: "[::1]:5380"
+  # Upstream DNS servers ("host:port") for names outside .v6.alt.
+  forwarders: []
+"""
+
+
+# --- the schema -----------------------------------------------------------
+
+_TOP_KEYS: Final = ("ranges", "ip_bound_trust", "secure_ranges", "synapse", "sidecar")
+_RANGE_KEYS: Final = ("allow", "cjdns", "unsafe_allow")
+_SECURE_KEYS: Final = ("cidr", "tls", "trust_any_certificate")
+_SYNAPSE_KEYS: Final = ("inbound_ip_binding",)
+_SIDECAR_KEYS: Final = ("dns_listen", "lookup_listen", "forwarders")
+_TLS_MODES: Final = ("required", "off")
+_BINDING_MODES: Final = ("off", "log", "enforce")
+
+
+def check_unsafe_allow(network: IPv6Network, path: ConfigPath) -> None:
+    """Refuse an unsafe_allow entry that does not lie inside a never-dial range."""
+    if never_dial_containing(network) is None:
+        raise ConfigError(
+            path,
+            f"'{network}' is not inside a never-dial range; unsafe_allow only lifts "
+            "never-dial ranges (loopback, ULA, ...), use ranges.allow for other addresses",
+        )
+
+
+def _parse_ranges(value: object, path: ConfigPath) -> RangeSettings:
+    data = fields.mapping(value, path, _RANGE_KEYS)
+    default = RangeSettings()
+    allow = default.allow
+    if "allow" in data:
+        allow = fields.networks(data["allow"], (*path, "allow"))
+        for i, network in enumerate(allow):
+            special = never_dial_containing(network)
+            if special is not None and special.embedded_ipv4 is None:
+                raise ConfigError(
+                    (*path, "allow", i),
+                    f"'{network}' lies inside never-dial {special.name} ({special.network}), "
+                    "which ranges.allow cannot lift; use ranges.unsafe_allow",
+                )
+    cjdns = fields.boolean(data["cjdns"], (*path, "cjdns")) if "cjdns" in data else default.cjdns
+    unsafe: tuple[IPv6Network, ...] = ()
+    if "unsafe_allow" in data:
+        unsafe = fields.networks(data["unsafe_allow"], (*path, "unsafe_allow"))
+        for i, network in enumerate(unsafe):
+            check_unsafe_allow(network, (*path, "unsafe_allow", i))
+    return RangeSettings(allow=allow, cjdns=cjdns, unsafe_allow=unsafe)
+
+
+def _parse_secure_range(value: object, path: ConfigPath) -> SecureRange:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            path,
+            "expected a mapping with cidr, tls, trust_any_certificate, "
+            f"got {fields.describe(value)}",
+        )
+    data = fields.mapping(value, path, _SECURE_KEYS)
+    if "cidr" not in data:
+        raise ConfigError(path, "missing required key 'cidr'")
+    network = fields.network(data["cidr"], (*path, "cidr"))
+    tls: TlsMode = "required"
+    if "tls" in data:
+        tls = (
+            "off" if fields.choice(data["tls"], (*path, "tls"), _TLS_MODES) == "off" else "required"
+        )
+    trust_any = True
+    if "trust_any_certificate" in data:
+        trust_any = fields.boolean(data["trust_any_certificate"], (*path, "trust_any_certificate"))
+    return SecureRange(network=network, tls=tls, trust_any_certificate=trust_any)
+
+
+def _parse_secure_ranges(value: object, path: ConfigPath) -> tuple[SecureRange, ...]:
+    items = fields.sequence(value, path, "secure range mappings")
+    ranges = tuple(_parse_secure_range(v, (*path, i)) for i, v in enumerate(items))
+    fields.no_duplicates([r.network for r in ranges], path, "cidr")
+    return ranges
+
+
+def _parse_synapse(value: object, path: ConfigPath) -> SynapseSettings:
+    data = fields.mapping(value, path, _SYNAPSE_KEYS)
+    if "inbound_ip_binding" not in data:
+        return SynapseSettings()
+    mode = fields.choice(data["inbound_ip_binding"], (*path, "inbound_ip_binding"), _BINDING_MODES)
+    binding: InboundIpBinding = "off" if mode == "off" else "log" if mode == "log" else "enforce"
+    return SynapseSettings(inbound_ip_binding=binding)
+
+
+def _parse_sidecar(value: object, path: ConfigPath) -> SidecarSettings:
+    data = fields.mapping(value, path, _SIDECAR_KEYS)
+    default = SidecarSettings()
+    dns = default.dns_listen
+    if "dns_listen" in data:
+        dns = fields.endpoint(data["dns_listen"], (*path, "dns_listen"))
+    lookup = default.lookup_listen
+    if "lookup_listen" in data:
+        lookup = fields.endpoint(data["lookup_listen"], (*path, "lookup_listen"))
+    forwarders: tuple[Endpoint, ...] = ()
+    if "forwarders" in data:
+        where = (*path, "forwarders")
+        items = fields.sequence(data["forwarders"], where, '"host:port" strings')
+        forwarders = tuple(
+            fields.endpoint(v, (*where, i), default_port=53) for i, v in enumerate(items)
+        )
+    return SidecarSettings(dns_listen=dns, lookup_listen=lookup, forwarders=forwarders)
+
+
+def parse_config(data: object) -> Config:
+    """Validate already-parsed YAML data; ``None`` or ``{}`` gives all defaults."""
+    top = fields.mapping(data, (), _TOP_KEYS)
+    ranges = _parse_ranges(top.get("ranges"), ("ranges",))
+    ip_bound_trust = True
+    if "ip_bound_trust" in top:
+        ip_bound_trust = fields.boolean(top["ip_bound_trust"], ("ip_bound_trust",))
+    secure: tuple[SecureRange, ...] = ()
+    if "secure_ranges" in top:
+        secure = _parse_secure_ranges(top["secure_ranges"], ("secure_ranges",))
+    return Config(
+        ranges=ranges,
+        ip_bound_trust=ip_bound_trust,
+        secure_ranges=secure,
+        synapse=_parse_synapse(top.get("synapse"), ("synapse",)),
+        sidecar=_parse_sidecar(top.get("sidecar"), ("sidecar",)),
+    )
+
+
+# --- files -----------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: PyYAML would keep the last one
+    silently, hiding half of what the user wrote."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # unhashable; construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML config file; an empty file gives the defaults."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError((), f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError((), f"{name}: is a directory, not a config file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError((), f"{name}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError((), f"{name}: cannot read: {e.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError((), f"{name}: {_yaml_reason(e)}") from None
+    return parse_config(data)
+
+
+def _yaml_reason(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return f"YAML error: {problem}"
+    return f"YAML error at line {mark.line + 1}, column {mark.column + 1}: {problem}"

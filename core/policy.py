@@ -1,0 +1,202 @@
+"""Where a v6.alt name may point, and how the peer there is to be trusted.
+
+A v6.alt name is effectively an IP literal that anyone can choose (user IDs,
+room ``via`` lists), so every address is judged before it is dialled:
+
+1. Never-dial ranges (loopback, ULA, link-local, IPv4 forms, ...) are refused
+   unless ``ranges.unsafe_allow`` lifts them. Longest prefix wins; on an equal
+   prefix the user's unsafe_allow entry beats the built-in range.
+2. Otherwise the address must lie in ``ranges.allow`` (plus fc00::/8 when
+   ``ranges.cjdns`` is true). ``ranges.allow`` never lifts a never-dial range.
+
+Trust: inside a secure range the range decides (TLS required or off, any
+certificate or a CA-signed one); elsewhere TLS is required, and a v6.alt name
+dialled at the address it encodes is trusted without a CA (``ip_bound_trust``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from ipaddress import IPv6Address, IPv6Network
+from typing import Final
+
+from .codec import AddressLike, to_address
+from .config import Config, SecureRange, check_unsafe_allow
+from .errors import V6AltNameError
+from .ipranges import (
+    CJDNS,
+    NEVER_DIAL_RANGES,
+    PrefixTable,
+    SpecialRange,
+    never_dial_containing,
+    range_name,
+)
+from .names import HostKind, ServerName, parse_matrix_server_name
+
+__all__ = ["NEVER_DIAL", "DialDecision", "Policy", "Trust"]
+
+_log = logging.getLogger(__name__)
+
+NEVER_DIAL: Final[tuple[tuple[IPv6Network, str], ...]] = tuple(
+    (special.network, special.name) for special in NEVER_DIAL_RANGES
+)
+"""The built-in never-dial ranges with the name used in rules; reasons and the
+conditional NAT64/6to4 handling are in :data:`v6alt.ipranges.NEVER_DIAL_RANGES`."""
+
+
+class Trust(str, Enum):
+    """How the peer's TLS certificate is judged."""
+
+    CA = "ca"  # a certificate for the name, signed by a trusted CA
+    IP_BOUND = "ip_bound"  # the address is the identity: any certificate
+    ANY = "any"  # a secure range says any certificate will do
+
+
+@dataclass(frozen=True)
+class DialDecision:
+    address: IPv6Address
+    allowed: bool
+    rule: str  # why, for logs: "never-dial: loopback (::1/128)"
+    tls_required: bool
+    trust: Trust
+    secure_range: SecureRange | None
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """An entry of the never-dial table: a built-in range or a user's lift."""
+
+    special: SpecialRange
+    rule: str
+    lifted: bool
+
+
+def _to_name(server_name: str | ServerName) -> ServerName:
+    if isinstance(server_name, ServerName):
+        return server_name
+    return parse_matrix_server_name(server_name)
+
+
+class Policy:
+    """The dial and trust policy of one :class:`Config`; cheap to query."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+        ranges = self.config.ranges
+        guards = [
+            (s.network, _Guard(s, f"never-dial: {s.name} ({s.network})", lifted=False))
+            for s in NEVER_DIAL_RANGES
+        ]
+        for i, network in enumerate(ranges.unsafe_allow):
+            check_unsafe_allow(network, ("ranges", "unsafe_allow", i))
+            special = never_dial_containing(network)
+            assert special is not None  # checked just above
+            lift = f"never-dial {special.name} ({special.network})"
+            rule = f"allowed: ranges.unsafe_allow ({network}) lifts {lift}"
+            _log.warning(
+                "ranges.unsafe_allow: %s will be dialled although it lies in %s", network, lift
+            )
+            guards.append((network, _Guard(special, rule, lifted=True)))
+        self._guards: PrefixTable[_Guard] = PrefixTable(guards)
+
+        allow = list(ranges.allow)
+        if ranges.cjdns and CJDNS not in allow:
+            allow.append(CJDNS)
+        self._allow: PrefixTable[str] = PrefixTable(
+            (n, f"allowed: {range_name(n) or 'ranges.allow'} ({n})") for n in allow
+        )
+        listed = ", ".join(str(n) for n in allow) or "empty"
+        self._outside = f"not allowed: outside ranges.allow ({listed})"
+        self._cjdns_off = (
+            None
+            if any(CJDNS.subnet_of(n) for n in allow)
+            else f"not allowed: cjdns ({CJDNS}) needs ranges.cjdns: true"
+        )
+        self._secure: PrefixTable[SecureRange] = PrefixTable(
+            (r.network, r) for r in self.config.secure_ranges
+        )
+        self._ip_bound_trust = self.config.ip_bound_trust
+
+    def _judge(self, value: int) -> tuple[bool, str]:
+        guard = self._guards.lookup(value)
+        if guard is not None:
+            if guard.lifted:
+                return True, guard.rule
+            embedded = guard.special.embedded_ipv4
+            if embedded is None:
+                return False, guard.rule
+            ipv4 = embedded(value)
+            if not ipv4.is_global:
+                special = guard.special
+                return (
+                    False,
+                    f"never-dial: {special.name} of non-global IPv4 {ipv4} ({special.network})",
+                )
+            # A global embedded IPv4: the range is an ordinary one, ask ranges.allow.
+        rule = self._allow.lookup(value)
+        if rule is not None:
+            return True, rule
+        if self._cjdns_off is not None and value >> 120 == 0xFC:
+            return False, self._cjdns_off
+        return False, self._outside
+
+    def check_address(self, address: AddressLike) -> tuple[bool, str]:
+        """May this address ever be dialled, and the rule that says so."""
+        if type(address) is not IPv6Address:
+            address = to_address(address)
+        return self._judge(int(address))
+
+    def secure_range_for(self, address: AddressLike) -> SecureRange | None:
+        """The most specific secure range containing the address, if any."""
+        if type(address) is not IPv6Address:
+            address = to_address(address)
+        return self._secure.lookup(int(address))
+
+    def decide(
+        self, address: AddressLike, server_name: str | ServerName | None = None
+    ) -> DialDecision:
+        """Judge dialling ``address``, for ``server_name`` when one is known.
+
+        Raises :class:`V6AltNameError` when the address or the server name is
+        malformed.
+        """
+        if type(address) is not IPv6Address:
+            address = to_address(address)
+        name = _to_name(server_name) if server_name is not None else None
+        value = int(address)
+        allowed, rule = self._judge(value)
+        secure = self._secure.lookup(value)
+        if secure is not None:
+            tls_required = secure.tls == "required"
+            trust = Trust.ANY if secure.trust_any_certificate else Trust.CA
+        else:
+            tls_required = True
+            trust = (
+                Trust.IP_BOUND
+                if self._ip_bound_trust
+                and name is not None
+                and name.kind is HostKind.V6ALT
+                and name.address == address
+                else Trust.CA
+            )
+        if not allowed:
+            _log.debug("refusing to dial %s (%s): %s", address, name, rule)
+        return DialDecision(address, allowed, rule, tls_required, trust, secure)
+
+    def decide_name(self, server_name: str | ServerName) -> DialDecision:
+        """Judge a v6.alt name (decoded leniently) or an IPv6 literal.
+
+        DNS names and IPv4 literals raise :class:`V6AltNameError`: there is no
+        IPv6 address in them to judge.
+        """
+        name = _to_name(server_name)
+        if isinstance(name.address, IPv6Address):
+            return self.decide(name.address, name)
+        if name.kind is HostKind.IPV4:
+            raise V6AltNameError(
+                f"{name.host!r} is an IPv4 literal, not a v6.alt name or IPv6 literal; "
+                "the policy judges IPv6 addresses only"
+            )
+        raise V6AltNameError(f"{name.host!r} is not a v6.alt name or IP literal")
