@@ -1,0 +1,145 @@
+"""The ``v6alt`` command: entry point, parser, dispatch.
+
+Every subcommand is one registrar function (see :mod:`v6alt.cli_common`).
+The core's own are listed in :data:`CORE_COMMANDS`. Commands that live in
+other packages (the sidecar, the lab, ...) are listed by dotted name in
+:data:`PLUGIN_COMMANDS` and imported only when the parser is built, so the
+core never imports them statically and stays pure; a registrar module must
+import its heavy dependencies (Twisted, ...) inside its handler, not at the
+top, so ``v6alt --help`` works with only the core installed.
+
+Exit codes: 0 ok, 1 a check failed, 2 usage or input error (one line on
+stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from io import TextIOWrapper
+from typing import Final
+
+from . import __version__
+from .cli_codec import register_decode, register_encode
+from .cli_common import (
+    EXIT_CHECK_FAILED,
+    EXIT_USAGE,
+    PROG,
+    Registrar,
+    Streams,
+)
+from .cli_config import register_config
+from .cli_whoami import register_whoami
+from .errors import V6AltError
+
+__all__ = ["CORE_COMMANDS", "PLUGIN_COMMANDS", "build_parser", "main"]
+
+CORE_COMMANDS: Final[tuple[Registrar, ...]] = (
+    register_encode,
+    register_decode,
+    register_whoami,
+    register_config,
+)
+
+# "module:function" registrars of commands outside the core, in help order.
+# A module that is not installed (an optional part) is skipped.
+PLUGIN_COMMANDS: Final[tuple[str, ...]] = (
+    "v6alt.prosody_bridge.cli_sidecar:register",
+    "v6alt.prosody_bridge.module_path:register",
+    "v6alt.lab.cli_lab:register",
+)
+
+
+def _load_plugin(spec: str) -> Registrar | None:
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the plugin's own absence is tolerated; a missing import
+        # inside an installed plugin is a bug and must show.
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            return None
+        raise
+    registrar: Registrar = getattr(module, function_name)
+    return registrar
+
+
+def build_parser(
+    commands: Sequence[Registrar] = CORE_COMMANDS,
+    plugins: Sequence[str] = PLUGIN_COMMANDS,
+) -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "v6alt: every IPv6 address has a host name under .v6.alt, so Matrix and\n"
+            "XMPP servers on IPv6 meshes (Yggdrasil, cjdns) federate without DNS or a\n"
+            "public CA."
+        ),
+        epilog=(
+            "exit status: 0 ok, 1 a check failed, 2 usage or input error.\n"
+            "'v6alt COMMAND --help' explains each command."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for registrar in commands:
+        registrar(subparsers)
+    for spec in plugins:
+        plugin = _load_plugin(spec)
+        if plugin is not None:
+            plugin(subparsers)
+    return parser
+
+
+def _system_streams() -> Streams:
+    # Undecodable input bytes reach the codec (which rejects them with a
+    # reason) instead of raising in the middle of a bulk run; output that
+    # cannot be encoded is escaped rather than crashing the error report.
+    if isinstance(sys.stdin, TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    return Streams(sys.stdin, sys.stdout, sys.stderr)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    streams: Streams | None = None,
+    commands: Sequence[Registrar] = CORE_COMMANDS,
+) -> int:
+    """Run ``v6alt`` and return the exit code (the console script exits with it)."""
+    real = streams is None
+    io = _system_streams() if streams is None else streams
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        with redirect_stdout(io.stdout), redirect_stderr(io.stderr):
+            # argparse prints --help/--version/usage errors and raises SystemExit.
+            args = build_parser(commands).parse_args(arguments)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = args.handler(args, io)
+        io.stdout.flush()
+    except V6AltError as exc:  # UsageError and any input error a handler let through
+        io.stderr.write(f"{PROG}: {exc}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`v6alt encode - | head`): stop quietly. Point
+        # stdout at /dev/null so the interpreter's final flush cannot fail.
+        if real:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CHECK_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return code

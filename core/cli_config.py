@@ -1,0 +1,147 @@
+"""``v6alt config check FILE`` and ``v6alt config defaults``.
+
+The config module is imported when a config command runs, not when the CLI
+starts, so ``encode``/``decode`` do not pay for loading YAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any, Final
+
+from .cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, add_command, dump_json, host_port
+
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = ["config_summary_lines", "config_to_json", "register_config"]
+
+_CHECK_EPILOG: Final = """\
+exit status: 0 the file is valid (a summary of the effective settings is
+  printed); 2 it is not, or cannot be read: one line
+  'v6alt: config: FILE: <key path>: <reason>' on stderr.
+"""
+
+
+def register_config(subparsers: SubParsers) -> None:
+    parser = add_command(
+        subparsers,
+        "config",
+        summary="check a config file, print the defaults",
+        description="The one config schema of the Synapse module and the sidecar.",
+        handler=None,
+    )
+    actions = parser.add_subparsers(title="commands", dest="config_command", metavar="COMMAND")
+    actions.required = True
+    check = add_command(
+        actions,
+        "check",
+        summary="validate a YAML config file and show the effective settings",
+        description=(
+            "Validate FILE (a sidecar config file, or the module's config: mapping\n"
+            "written out as YAML) and print the settings in effect, defaults included."
+        ),
+        handler=_run_check,
+        epilog=_CHECK_EPILOG,
+    )
+    check.add_argument("file", metavar="FILE", help="YAML config file")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_command(
+        actions,
+        "defaults",
+        summary="print the documented default config as YAML",
+        description="Print every key with its default value and a comment.",
+        handler=_run_defaults,
+    )
+
+
+def _run_defaults(args: argparse.Namespace, streams: Streams) -> int:
+    from .config import DEFAULT_CONFIG_YAML
+
+    streams.stdout.write(DEFAULT_CONFIG_YAML)
+    return EXIT_OK
+
+
+def _run_check(args: argparse.Namespace, streams: Streams) -> int:
+    from .config import ConfigError, load_config
+
+    path: str = args.file
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        # Whole-document errors (unreadable, YAML syntax; empty key path)
+        # already start with the file name; do not print it twice.
+        reason = exc.reason if exc.path else exc.reason.removeprefix(f"{path}: ")
+        streams.error("config", f"{path}: {str(exc) if exc.path else reason}")
+        if args.json:
+            error = {"path": list(exc.path), "reason": reason}
+            dump_json({"file": path, "valid": False, "error": error}, streams.stdout)
+        return EXIT_USAGE
+    if args.json:
+        dump_json({"file": path, "valid": True, "config": config_to_json(config)}, streams.stdout)
+    else:
+        streams.stdout.write(f"{path}: valid; effective settings:\n")
+        streams.stdout.writelines(f"  {line}\n" for line in config_summary_lines(config))
+    return EXIT_OK
+
+
+def _networks(networks: tuple[Any, ...]) -> str:
+    return ", ".join(str(n) for n in networks) if networks else "(none)"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def config_summary_lines(config: Config) -> list[str]:
+    """One line per setting, in the order of the defaults file."""
+    ranges, sidecar = config.ranges, config.sidecar
+    lines = [
+        f"ranges.allow: {_networks(ranges.allow)}",
+        f"ranges.cjdns: {_flag(ranges.cjdns)}" + (" (fc00::/8 allowed)" if ranges.cjdns else ""),
+        f"ranges.unsafe_allow: {_networks(ranges.unsafe_allow)}",
+        f"ip_bound_trust: {_flag(config.ip_bound_trust)}",
+    ]
+    if config.secure_ranges:
+        lines.append("secure_ranges:")
+        lines.extend(
+            f"  {r.network}: tls {r.tls}, trust_any_certificate {_flag(r.trust_any_certificate)}"
+            for r in config.secure_ranges
+        )
+    else:
+        lines.append("secure_ranges: (none)")
+    forwarders = ", ".join(host_port(*f) for f in sidecar.forwarders) or "(none)"
+    lines += [
+        f"synapse.inbound_ip_binding: {config.synapse.inbound_ip_binding}",
+        f"sidecar.dns_listen: {host_port(*sidecar.dns_listen)}",
+        f"sidecar.lookup_listen: {host_port(*sidecar.lookup_listen)}",
+        f"sidecar.forwarders: {forwarders}",
+    ]
+    return lines
+
+
+def config_to_json(config: Config) -> dict[str, Any]:
+    """The effective settings with the config file's keys and spelling."""
+    ranges, sidecar = config.ranges, config.sidecar
+    return {
+        "ranges": {
+            "allow": [str(n) for n in ranges.allow],
+            "cjdns": ranges.cjdns,
+            "unsafe_allow": [str(n) for n in ranges.unsafe_allow],
+        },
+        "ip_bound_trust": config.ip_bound_trust,
+        "secure_ranges": [
+            {
+                "cidr": str(r.network),
+                "tls": r.tls,
+                "trust_any_certificate": r.trust_any_certificate,
+            }
+            for r in config.secure_ranges
+        ],
+        "synapse": {"inbound_ip_binding": config.synapse.inbound_ip_binding},
+        "sidecar": {
+            "dns_listen": host_port(*sidecar.dns_listen),
+            "lookup_listen": host_port(*sidecar.lookup_listen),
+            "forwarders": [host_port(*f) for f in sidecar.forwarders],
+        },
+    }

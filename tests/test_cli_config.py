@@ -1,0 +1,123 @@
+"""`v6alt config check` and `config defaults`, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import run
+
+# --- config ---------------------------------------------------------------------------
+
+
+def test_config_defaults_prints_the_default_yaml() -> None:
+    from v6alt.config import DEFAULT_CONFIG_YAML
+
+    result = run("config", "defaults")
+    assert (result.code, result.out, result.err) == (0, DEFAULT_CONFIG_YAML, "")
+
+
+def test_config_check_of_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "v6alt.yaml"
+    path.write_text(run("config", "defaults").out)
+    result = run("config", "check", str(path))
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines() == [
+        f"{path}: valid; effective settings:",
+        "  ranges.allow: 200::/7, 2000::/3",
+        "  ranges.cjdns: false",
+        "  ranges.unsafe_allow: (none)",
+        "  ip_bound_trust: true",
+        "  secure_ranges: (none)",
+        "  synapse.inbound_ip_binding: log",
+        "  sidecar.dns_listen: [::1]:5353",
+        "  sidecar.lookup_listen: [::1]:5380",
+        "  sidecar.forwarders: (none)",
+    ]
+
+
+FULL_CONFIG = """\
+ranges:
+  cjdns: true
+ip_bound_trust: false
+secure_ranges:
+  - cidr: "200:1234::/32"
+    tls: "off"
+synapse:
+  inbound_ip_binding: enforce
+sidecar:
+  dns_listen: "127.0.0.1:5353"
+  forwarders: ["[2001:db8::53]:53"]
+"""
+
+
+def test_config_check_json(tmp_path: Path) -> None:
+    path = tmp_path / "full.yaml"
+    path.write_text(FULL_CONFIG)
+    result = run("config", "check", "--json", str(path))
+    assert result.code == 0
+    assert json.loads(result.out) == {
+        "file": str(path),
+        "valid": True,
+        "config": {
+            "ranges": {"allow": ["200::/7", "2000::/3"], "cjdns": True, "unsafe_allow": []},
+            "ip_bound_trust": False,
+            "secure_ranges": [
+                {"cidr": "200:1234::/32", "tls": "off", "trust_any_certificate": True}
+            ],
+            "synapse": {"inbound_ip_binding": "enforce"},
+            "sidecar": {
+                "dns_listen": "127.0.0.1:5353",
+                "lookup_listen": "[::1]:5380",
+                "forwarders": ["[2001:db8::53]:53"],
+            },
+        },
+    }
+    text = run("config", "check", str(path)).out
+    assert "  ranges.cjdns: true (fc00::/8 allowed)" in text
+    assert "    200:1234::/32: tls off, trust_any_certificate true" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("ranges:\n  allow: ['200::/7', '200::/129']\n", "ranges.allow[1]: "),
+        ("rangez: {}\n", "rangez"),
+        ("synapse:\n  inbound_ip_binding: maybe\n", "synapse.inbound_ip_binding: "),
+        ("ranges: [\n", "YAML error at line"),
+        ("- 1\n", ""),
+    ],
+)
+def test_config_check_invalid_exits_2_with_one_line(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = run("config", "check", str(path))
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith(f"v6alt: config: {path}: {reason}")
+    assert result.err.count("\n") == 1 and result.err.count(str(path)) == 1
+
+
+def test_config_check_invalid_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("ranges:\n  allow: ['200::/7', '200::/129']\n")
+    result = run("config", "check", "--json", str(path))
+    assert result.code == 2
+    document = json.loads(result.out)
+    assert document["valid"] is False and document["file"] == str(path)
+    assert document["error"]["path"] == ["ranges", "allow", 1]
+
+
+@pytest.mark.parametrize("what", ["missing", "directory", "binary"])
+def test_config_check_unreadable_file(tmp_path: Path, what: str) -> None:
+    path = tmp_path / what
+    if what == "directory":
+        path.mkdir()
+    elif what == "binary":
+        path.write_bytes(b"\xff\xfe\x00")
+    result = run("config", "check", str(path))
+    assert result.code == 2
+    assert result.err.startswith(f"v6alt: config: {path}: ")
+    assert result.err.count(str(path)) == 1 and result.err.count("\n") == 1
