@@ -1,0 +1,97 @@
+"""``v6alt sidecar``: run the DNS server and lookup service for Prosody.
+
+Registered by the core CLI as a plugin command. Twisted is imported only when
+the command runs, so ``v6alt --help`` works with the core alone, and a missing
+Twisted is a one-line usage error instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from ipaddress import ip_address
+from typing import Final
+
+from v6alt.cli_common import EXIT_USAGE, Streams, SubParsers, add_command
+
+__all__ = ["parse_listen", "register"]
+
+_EPILOG: Final = """\
+DNS: authoritative for v6.alt (AAAA, SOA/NS at the apex) and the ip6.arpa
+PTR names of allowed addresses, over UDP and TCP; other zones are REFUSED
+unless sidecar.forwarders is set. Lookup service: HTTP+JSON, GET /v1/health,
+/v1/resolve?name=, /v1/peer?name=&address=, /v1/name?address= (docs/dns.md).
+Signals: SIGTERM/SIGINT stop, SIGHUP reloads the config file (policy and
+forwarders; listen addresses need a restart).
+
+exit status: 0 stopped normally, 1 a listener could not start, 2 bad
+arguments, bad config (key path and reason on stderr) or Twisted missing.
+"""
+
+_BRACKETED: Final = re.compile(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})")
+_PLAIN: Final = re.compile(r"([^:\[\]]+):([0-9]{1,5})")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``[v6]:port`` or ``v4:port`` -> (host, port), as the config's listen keys; argparse type."""
+    bracketed = _BRACKETED.fullmatch(text)
+    match = bracketed or _PLAIN.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (IPv6 literals in brackets: [::1]:5353)"
+        )
+    host, port = match.group(1), int(match.group(2))
+    try:
+        address = ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {host!r} is not an IP address") from None
+    if (address.version == 6) != (bracketed is not None):
+        raise argparse.ArgumentTypeError(f"{text!r}: IPv6 literals go in brackets, IPv4 without")
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port} is outside 1-65535")
+    return host, port
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to 64")
+    return int(text)
+
+
+def register(subparsers: SubParsers) -> None:
+    parser = add_command(
+        subparsers,
+        "sidecar",
+        summary="run the v6.alt DNS server and lookup service (needs v6alt[sidecar])",
+        description=(
+            "Serve v6.alt names over DNS and the lookup service the Prosody module\n"
+            "asks, from the v6alt config (the sidecar: section) and policy."
+        ),
+        handler=_run,
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (default: defaults)")
+    parser.add_argument(
+        "--dns", metavar="HOST:PORT", type=parse_listen, help="override sidecar.dns_listen"
+    )
+    parser.add_argument(
+        "--lookup", metavar="HOST:PORT", type=parse_listen, help="override sidecar.lookup_listen"
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="UDP DNS worker processes sharing the port (SO_REUSEPORT); default 1",
+    )
+
+
+def _run(args: argparse.Namespace, streams: Streams) -> int:
+    try:
+        import twisted  # noqa: F401
+    except ImportError:
+        streams.error("sidecar", "Twisted is not installed: pip install 'v6alt[sidecar]'")
+        return EXIT_USAGE
+    from .sidecar import SidecarOptions, run
+
+    return run(SidecarOptions(args.config, args.dns, args.lookup, args.workers))

@@ -1,0 +1,268 @@
+-- mod_v6alt: server-to-server federation over v6.alt names.
+--
+-- Every IPv6 address has a host name under .v6.alt. The name codec and the
+-- dialling policy live in the v6alt sidecar; this module only asks its
+-- lookup service (HTTP + JSON on loopback) and applies the answers:
+--
+--  * outgoing: a v6.alt domain is dialled at its own address, port 5269, no SRV;
+--  * certificates: a v6.alt peer on the address its name encodes is trusted
+--    without a CA while s2s_secure_auth stays on for every other domain;
+--  * incoming: a peer claiming a v6.alt domain from another address is closed;
+--  * secure ranges: "tls: off" means no STARTTLS inside the range.
+--
+-- Lookups never block the server: outgoing ones run inside the connection's
+-- resolver, incoming ones wait in the session's async runner (which only
+-- pauses that one connection). When the lookup service does not answer,
+-- v6.alt federation fails closed; nothing is cached across connections, so
+-- it recovers as soon as the service answers again.
+
+module:set_global();
+
+-- Prosody 13 names its libraries prosody.*; 0.12 has them at the top level.
+local function import(name)
+	local ok, lib = pcall(require, "prosody." .. name);
+	if ok then return lib; end
+	return require(name);
+end
+
+local async = import "util.async";
+local basic_resolver = import "net.resolvers.basic";
+local http = import "net.http";
+local formencode = import "util.http".formencode;
+local json = import "util.json";
+local inet_pton = import "util.net".pton;
+local promise = import "util.promise";
+local timer = import "util.timer";
+
+local lookup_url = module:get_option_string("v6alt_lookup_url", "http://[::1]:5380"):gsub("/+$", "");
+local lookup_timeout = module:get_option_number("v6alt_lookup_timeout", 2, 0.1);
+
+local http_client = http.new({ suppress_errors = true });
+
+local function is_v6alt(domain)
+	return type(domain) == "string" and domain:lower():sub(-7) == ".v6.alt";
+end
+
+local function same_address(a, b)
+	if not (a and b) then return false; end
+	local pa, pb = inet_pton((a:gsub("^%[(.*)%]$", "%1"))), inet_pton((b:gsub("^%[(.*)%]$", "%1")));
+	return pa ~= nil and pa == pb;
+end
+
+-- Ask the lookup service. Resolves with the decoded JSON object; rejects
+-- with { reason = string, unavailable = bool } (unavailable: the service
+-- itself did not answer, as opposed to refusing the input).
+local function lookup(endpoint, params)
+	local url = lookup_url .. endpoint .. "?" .. formencode(params);
+	return promise.new(function (resolve, reject)
+		local settled = false;
+		local function settle(fn, value)
+			if settled then return; end
+			settled = true;
+			fn(value);
+		end
+		local request;
+		timer.add_task(lookup_timeout, function ()
+			if settled then return; end
+			settle(reject, { unavailable = true; reason = ("no answer within %gs"):format(lookup_timeout) });
+			if request then http.destroy_request(request); end
+		end);
+		request = http_client:request(url, nil, function (body, code)
+			if code == 0 then
+				return settle(reject, { unavailable = true; reason = tostring(body) });
+			end
+			local answer = type(body) == "string" and json.decode(body) or nil;
+			if code ~= 200 then
+				local text = type(answer) == "table" and answer.error or ("HTTP status " .. tostring(code));
+				return settle(reject, { unavailable = code >= 500; reason = tostring(text) });
+			end
+			if type(answer) ~= "table" then
+				return settle(reject, { unavailable = true; reason = "answer is not a JSON object" });
+			end
+			settle(resolve, answer);
+		end);
+	end);
+end
+
+local function describe_failure(err, what)
+	if type(err) == "table" and err.unavailable then
+		module:log("error", "v6alt lookup service at %s unavailable (%s): refusing %s until it answers",
+			lookup_url, err.reason, what);
+		return "v6.alt name check unavailable";
+	end
+	local reason = type(err) == "table" and err.reason or tostring(err);
+	module:log("warn", "v6alt lookup service refused %s: %s", what, reason);
+	return reason;
+end
+
+-- Outgoing ----------------------------------------------------------------
+
+-- A resolver (the net.resolvers interface: next(cb)) that asks the lookup
+-- service for the address, then hands over to a basic resolver for that
+-- address, so no DNS (SRV, A, AAAA) is ever asked about a v6.alt name.
+local v6alt_resolver = {};
+v6alt_resolver.__index = v6alt_resolver;
+
+function v6alt_resolver:next(cb)
+	if self.target then return self.target:next(cb); end
+	if self.done then return cb(nil); end
+	self.done = true;
+	local session, name = self.session, self.hostname;
+	lookup("/v1/resolve", { name = name }):next(function (answer)
+		if not (answer.is_v6alt and answer.allowed and answer.address) then
+			self.last_error = "v6.alt policy: " .. tostring(answer.rule);
+			session.log("warn", "Not dialling %s: %s", name, tostring(answer.rule));
+			return cb(nil);
+		end
+		local port = tonumber(answer.port) or 5269;
+		session.v6alt_dialled = answer;
+		if answer.tls_required == false then
+			-- Secure range with "tls: off": the mesh encrypts. Marking the
+			-- stream secure stops mod_tls from starting TLS; the certificate
+			-- check below then trusts the peer by its address.
+			session.secure = true;
+			session.log("info", "Dialling %s at [%s]:%d without TLS (secure range with tls off)",
+				name, answer.address, port);
+		else
+			session.log("info", "Dialling %s at [%s]:%d (v6.alt, no SRV)", name, answer.address, port);
+		end
+		self.target = basic_resolver.new(answer.address, port, "tcp", self.extra);
+		self.target:next(cb);
+	end, function (err)
+		self.last_error = describe_failure(err, "the outgoing connection to " .. name);
+		cb(nil);
+	end);
+end
+
+local function new_resolver(session, name, extra)
+	return setmetatable({ session = session; hostname = name; extra = extra or {} }, v6alt_resolver);
+end
+
+-- Per-connection peer decisions -------------------------------------------
+
+-- The lookup service's decision for `host` on this connection, cached on the
+-- session. Returns answer, or nil, reason.
+local function peer_decision(session, host)
+	local decided = session.v6alt_peers;
+	if decided and decided[host] then return decided[host]; end
+	local ip = session.ip or (session.conn and session.conn:ip());
+	if not ip then return nil, "connection address unknown"; end
+
+	local answer = session.v6alt_dialled;
+	if not (session.direction == "outgoing" and host == session.to_host and answer
+		and same_address(answer.address, ip)) then
+		if not async.ready() then
+			-- Every hook below runs in the session's async runner; if some
+			-- future caller does not, refuse rather than block the server.
+			return nil, "no decision available outside an async context";
+		end
+		local err;
+		answer, err = async.wait_for(lookup("/v1/peer", { name = host; address = ip }));
+		if not answer then
+			return nil, describe_failure(err, ("the connection with %s at [%s]"):format(host, ip));
+		end
+		if not answer.allowed then return nil, "v6.alt policy: " .. tostring(answer.rule); end
+		if not answer.matches then
+			return nil, ("%s is not the address of %s"):format(ip, host);
+		end
+	end
+	session.v6alt_peers = decided or {};
+	session.v6alt_peers[host] = answer;
+	return answer;
+end
+
+local function refuse(session, host, reason)
+	local ip = session.ip or "?";
+	session.log("warn", "Refusing v6.alt peer %s at [%s]: %s", tostring(host), ip, reason);
+	session:close({
+		condition = "policy-violation";
+		text = ("v6.alt domain %s refused for [%s]: %s"):format(tostring(host), ip, reason);
+	}, nil, "v6.alt peer refused: " .. reason);
+end
+
+-- Certificates: above mod_s2s_auth_certs (509) so that its verdict on a
+-- self-signed certificate never applies to a v6.alt peer; other domains
+-- fall through to it and to mod_s2s's s2s_secure_auth policy.
+module:hook("s2s-check-certificate", function (event)
+	local session, host = event.session, event.host;
+	if not is_v6alt(host) then return; end
+	local decision, reason = peer_decision(session, host);
+	if not decision then
+		refuse(session, host, reason);
+		return false;
+	end
+	if decision.trust ~= "ip_bound" and decision.trust ~= "any" then
+		return; -- a secure range that wants CA-valid certificates
+	end
+	session.cert_chain_status = "valid";
+	session.cert_identity_status = "valid";
+	session.log("info", "Trusting %s at [%s] (%s): %s", host, session.ip, decision.trust, tostring(decision.rule));
+	return true;
+end, 510);
+
+function module.add_host(module)
+	module:hook("s2sout-pre-connect", function (event)
+		local session = event.session;
+		if not is_v6alt(session.to_host) then return; end
+		event.resolver = new_resolver(session, session.to_host, event.resolver and event.resolver.extra);
+	end);
+
+	-- Incoming streams: vet a claimed v6.alt domain before any feature (and
+	-- so before STARTTLS) is offered; above mod_tls, mod_saslauth and
+	-- mod_dialback, which all add features at priority 0.
+	module:hook("s2s-stream-features", function (event)
+		local session = event.origin;
+		local host = session.from_host;
+		if session.direction ~= "incoming" or not is_v6alt(host) then return; end
+		local decision, reason = peer_decision(session, host);
+		if not decision then
+			refuse(session, host, reason);
+			return true;
+		end
+		if decision.tls_required == false and not session.secure then
+			-- Secure range with "tls: off": no STARTTLS offer; SASL EXTERNAL
+			-- authenticates the peer by the address it connects from.
+			session.secure = true;
+			session.v6alt_plaintext_host = host;
+			if decision.trust == "ip_bound" or decision.trust == "any" then
+				session.cert_chain_status = "valid";
+				session.cert_identity_status = "valid";
+			end
+			session.log("info", "Not offering TLS to %s at [%s] (secure range with tls off)",
+				host, session.ip);
+		end
+	end, 1000);
+
+	-- Dialback (and SASL) can authenticate further domains on one stream:
+	-- each v6.alt one must match the connection's address too.
+	module:hook("s2s-authenticated", function (event)
+		local session, host = event.session, event.host;
+		if session.direction ~= "incoming" then return; end
+		if session.v6alt_plaintext_host and host ~= session.v6alt_plaintext_host then
+			-- The stream is only "secure" because of the range: nothing else rides on it.
+			refuse(session, host, "only " .. session.v6alt_plaintext_host .. " may use this unencrypted stream");
+			return false;
+		end
+		if not is_v6alt(host) then return; end
+		local decision, reason = peer_decision(session, host);
+		if not decision then
+			refuse(session, host, reason);
+			return false;
+		end
+	end, 1000);
+end
+
+if not lookup_url:match("^http://[^/]+$") then
+	module:log("error", "v6alt_lookup_url %q is not http://HOST:PORT: v6.alt federation will fail", lookup_url);
+end
+
+-- Say at start-up whether the lookup service answers (net.http needs the
+-- running server loop, hence server-started rather than load time).
+module:hook("server-started", function ()
+	lookup("/v1/health", {}):next(function (answer)
+		module:log("info", "v6.alt federation through the lookup service at %s (v6alt %s)",
+			lookup_url, tostring(answer.version));
+	end, function (err)
+		describe_failure(err, "v6.alt federation");
+	end);
+end);

@@ -1,0 +1,305 @@
+"""Wiring of the sidecar: config, listeners, logging, signals, worker processes.
+
+``run()`` blocks in the Twisted reactor until SIGTERM/SIGINT. SIGHUP reloads
+the config file: the policy and the forwarders change in place, the listen
+addresses only on a restart.
+
+With ``workers > 1`` the UDP DNS socket is opened with SO_REUSEPORT in that
+many processes (the kernel spreads queries over them); the first process also
+serves DNS over TCP and the lookup service. Workers exit with their parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, replace
+from ipaddress import ip_address
+from typing import Any
+
+from twisted.internet.error import CannotListenError
+from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+from v6alt.config import Config, ConfigError, load_config
+from v6alt.policy import Policy
+
+from .dns_forwarder import UdpForwarder
+from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
+from .dns_wire import Responder
+from .lookup_service import LookupResource, lookup_site
+
+__all__ = ["SidecarOptions", "run"]
+
+log = logging.getLogger("v6alt.sidecar")
+
+
+def _the_reactor() -> Any:
+    # Imported (and so installed) only after the workers are forked: a forked
+    # epoll reactor would share its kernel state with the parent.
+    from twisted.internet import reactor
+
+    return reactor
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    config_path: str | None
+    dns: tuple[str, int] | None = None  # overrides sidecar.dns_listen
+    lookup: tuple[str, int] | None = None  # overrides sidecar.lookup_listen
+    workers: int = 1
+
+
+def _endpoint_text(endpoint: tuple[str, int]) -> str:
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _udp_socket(endpoint: tuple[str, int], reuse_port: bool) -> socket.socket:
+    host, port = endpoint
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)  # absorb bursts
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+class Sidecar:
+    """The running listeners of one process, and the state a reload swaps."""
+
+    def __init__(self, options: SidecarOptions, config: Config) -> None:
+        self.options = options
+        self.config = config
+        self.refusals = RefusalLog()
+        self.forwarder: UdpForwarder | None = None
+        self.udp: DnsUdpProtocol | None = None
+        self.tcp: DnsTcpFactory | None = None
+        self.lookup: LookupResource | None = None
+        self._ports: list[Any] = []
+
+    @property
+    def dns_endpoint(self) -> tuple[str, int]:
+        return self.config.sidecar.dns_listen
+
+    @property
+    def lookup_endpoint(self) -> tuple[str, int]:
+        return self.config.sidecar.lookup_listen
+
+    def _make_forwarder(self, config: Config) -> UdpForwarder | None:
+        upstreams = config.sidecar.forwarders
+        if not upstreams:
+            return None
+        return UdpForwarder(upstreams, _the_reactor(), note=self.refusals.note)
+
+    def start(self, udp_socket: socket.socket, *, primary: bool) -> None:
+        reactor = _the_reactor()
+        policy = Policy(self.config)
+        self.forwarder = self._make_forwarder(self.config)
+        responder = Responder(policy, forwarding=self.forwarder is not None)
+        self.udp = DnsUdpProtocol(responder, self.refusals, self.forwarder)
+        self._ports.append(DnsUdpPort.adopt(reactor, udp_socket, self.udp))
+        udp_socket.close()  # the reactor holds its own duplicate
+        if not primary:
+            return
+        host, port = self.dns_endpoint
+        self.tcp = DnsTcpFactory(responder, self.refusals, self.forwarder)
+        self._ports.append(reactor.listenTCP(port, self.tcp, interface=host))
+        site = lookup_site(policy)
+        self.lookup = site.resource
+        lhost, lport = self.lookup_endpoint
+        self._ports.append(reactor.listenTCP(lport, site, interface=lhost))
+
+    def reload(self) -> None:
+        path = self.options.config_path
+        if path is None:
+            log.info("SIGHUP: no config file given, nothing to reload")
+            return
+        try:
+            config = load(self.options)  # the command-line overrides still apply
+        except ConfigError as exc:
+            log.error("reload of %s failed, keeping the running config: %s", path, exc)
+            return
+        if config.sidecar.dns_listen != self.config.sidecar.dns_listen or (
+            config.sidecar.lookup_listen != self.config.sidecar.lookup_listen
+        ):
+            log.warning("listen addresses changed in %s: they apply on restart only", path)
+        policy = Policy(config)
+        if self.forwarder is not None:
+            self.forwarder.stop()
+        self.forwarder = self._make_forwarder(config)
+        responder = Responder(policy, forwarding=self.forwarder is not None)
+        if self.udp is not None:
+            self.udp.responder = responder
+            self.udp.forwarder = self.forwarder
+            self.udp.cache.clear()
+        if self.tcp is not None:
+            self.tcp.responder = responder
+            self.tcp.forwarder = self.forwarder
+        if self.lookup is not None:
+            self.lookup.policy = policy
+        self.config = config
+        log.info("reloaded %s", path)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    # Twisted's own messages (listener start/stop, unhandled errors) go to the same place.
+    observer: Any = STDLibLogObserver(name="twisted")
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def _notify_systemd(message: str) -> None:
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError as exc:
+            log.warning("sd_notify to %s failed: %s", path, exc)
+
+
+def _spawn_workers(count: int) -> list[int]:
+    """Fork the extra UDP workers (before the reactor runs). Returns their pids in the parent."""
+    pids: list[int] = []
+    parent = os.getpid()
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            # Die with the parent, so a stopped service leaves no workers behind.
+            _die_with_parent(parent)
+            return []
+        pids.append(pid)
+    return pids
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def load(options: SidecarOptions) -> Config:
+    """The config in effect: the file (if any) with the command-line overrides."""
+    config = load_config(options.config_path) if options.config_path else Config()
+    sidecar = config.sidecar
+    if options.dns is not None:
+        sidecar = replace(sidecar, dns_listen=options.dns)
+    if options.lookup is not None:
+        sidecar = replace(sidecar, lookup_listen=options.lookup)
+    return replace(config, sidecar=sidecar)
+
+
+def run(options: SidecarOptions) -> int:
+    """Start the sidecar and run until stopped; the exit code."""
+    _setup_logging()
+    try:
+        config = load(options)
+    except ConfigError as exc:
+        print(f"v6alt: sidecar: config: {exc}", file=sys.stderr)  # one line, no traceback
+        return EXIT_USAGE
+    sidecar = Sidecar(options, config)
+    dns, lookup = sidecar.dns_endpoint, sidecar.lookup_endpoint
+    if not _is_loopback(lookup[0]):
+        log.warning(
+            "lookup service on %s is not loopback: anyone there can query it",
+            _endpoint_text(lookup),
+        )
+    workers = max(1, options.workers)
+    try:
+        udp_socket = _udp_socket(dns, reuse_port=workers > 1)
+        extra_sockets = [_udp_socket(dns, reuse_port=True) for _ in range(workers - 1)]
+    except OSError as exc:
+        print(f"v6alt: sidecar: cannot listen on {_endpoint_text(dns)}/udp: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    primary = True
+    children: list[int] = []
+    for index, extra in enumerate(extra_sockets):
+        pids = _spawn_workers(1)
+        if not pids:  # in the worker
+            udp_socket.close()
+            for other in extra_sockets[index + 1 :]:
+                other.close()
+            udp_socket, primary = extra, False
+            break
+        extra.close()
+        children.extend(pids)
+    try:
+        sidecar.start(udp_socket, primary=primary)
+    except CannotListenError as exc:
+        print(f"v6alt: sidecar: cannot listen: {exc}", file=sys.stderr)
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        return EXIT_FAILED
+    if primary:
+        forwarders = ", ".join(_endpoint_text(f) for f in config.sidecar.forwarders) or "none"
+        log.info(
+            "v6alt sidecar ready: dns %s udp+tcp (%d udp worker%s), lookup http://%s, "
+            "forwarders: %s",
+            _endpoint_text(dns),
+            workers,
+            "s" if workers > 1 else "",
+            _endpoint_text(lookup),
+            forwarders,
+        )
+        _notify_systemd("READY=1")
+
+        def _stop_children() -> None:
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+        _the_reactor().addSystemEventTrigger("before", "shutdown", _stop_children)
+    reactor = _the_reactor()
+
+    def _on_hup(_signum: int, _frame: object) -> None:
+        for pid in children:  # the workers answer from their own copy of the policy
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        reactor.callFromThread(sidecar.reload)
+
+    signal.signal(signal.SIGHUP, _on_hup)
+    # Everything built so far lives as long as the process: keep it out of
+    # the collector's full passes, which otherwise stall answers for ms.
+    gc.collect()
+    gc.freeze()
+    reactor.run()
+    if primary:
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    return EXIT_OK

@@ -1,0 +1,153 @@
+"""Fixtures for federating real Prosody 13 servers through mod_v6alt and the sidecar."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from v6alt.codec import encode
+
+from .lab import (
+    INSTALLED,
+    CertificateAuthority,
+    Mesh,
+    Node,
+    ProsodyRelease,
+    ProsodyServer,
+    Sidecar,
+    mesh,
+)
+from .users import XmppUser
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
+# Where an unpacked Prosody 0.12 (Debian bookworm's package, `dpkg -x`) lives, if any.
+LEGACY_ROOT_VARIABLE = "V6ALT_PROSODY012_ROOT"
+
+
+def documented_block(name: str) -> str:
+    """The ```lua block between ``<!-- NAME: begin/end -->`` in docs/prosody.md."""
+    pattern = rf"<!-- {name}: begin -->\s*```lua\n(.*?)```\s*<!-- {name}: end -->"
+    match = re.search(pattern, DOCS.read_text(), re.S)
+    assert match, f"no {name} block in {DOCS}"
+    return match.group(1)
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("prosody", "prosodyctl", "ip", "openssl", "runuser"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    version = subprocess.run(
+        ["runuser", "-u", "prosody", "--", "prosodyctl", "about"], capture_output=True, text=True
+    ).stdout
+    if not re.search(r"Prosody 13\.", version):
+        return f"needs Prosody 13 (found: {version.strip()[:40]!r})"
+    for module in ("slixmpp", "twisted"):
+        if importlib.util.find_spec(module) is None:
+            return f"python package {module} not installed"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that builds a mesh runs real processes; the others are plain unit tests.
+    reason = _missing()
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def config_template() -> str:
+    """The prosody.cfg.lua block shown in docs/prosody.md."""
+    return documented_block("prosody-config")
+
+
+@dataclass
+class Site:
+    """One node running a sidecar and a Prosody server."""
+
+    node: Node
+    sidecar: Sidecar
+    server: ProsodyServer
+    users: list[XmppUser]
+
+    @property
+    def domain(self) -> str:
+        return self.server.domain
+
+    def user(self, name: str) -> XmppUser:
+        jid = self.server.register(name, "secret-" + name)
+        user = XmppUser(self.node, jid, "secret-" + name)
+        self.users.append(user)
+        return user
+
+
+SiteFactory = Callable[..., Site]
+
+
+@pytest.fixture
+def lab() -> Iterator[Mesh]:
+    with mesh() as network:
+        yield network
+
+
+@pytest.fixture
+def private_ca(lab: Mesh) -> CertificateAuthority:
+    return CertificateAuthority.create(lab.root)
+
+
+@pytest.fixture
+def prosody012(lab: Mesh) -> ProsodyRelease:
+    """Prosody 0.12 unpacked beside the installed 13 (see docs/prosody.md, "Prosody 0.12")."""
+    root = os.environ.get(LEGACY_ROOT_VARIABLE)
+    if not root or not (Path(root) / "usr" / "bin" / "prosody").is_file():
+        pytest.skip(f"set {LEGACY_ROOT_VARIABLE} to an unpacked prosody 0.12 package")
+    return ProsodyRelease.unpacked(Path(root), lab.root, documented_block("prosody-0.12-config"))
+
+
+@pytest.fixture
+def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
+    """``site(name, address, domain=None, sidecar_yaml="", issuer=None, trusted=None,
+    release=INSTALLED)`` starts a full server node (certificate self-signed unless
+    ``issuer``; ``trusted`` is a private CA the server accepts besides the system store)."""
+    sites: list[Site] = []
+
+    def start(
+        name: str,
+        address: str,
+        domain: str | None = None,
+        sidecar_yaml: str = "",
+        issuer: CertificateAuthority | None = None,
+        trusted: CertificateAuthority | None = None,
+        release: ProsodyRelease = INSTALLED,
+    ) -> Site:
+        node = lab.add_node(name, address)
+        sidecar = Sidecar(node, sidecar_yaml)
+        sidecar.start()
+        server = ProsodyServer(
+            node, domain or encode(address), config_template, issuer, trusted, release
+        )
+        server.start()
+        started = Site(node, sidecar, server, [])
+        sites.append(started)
+        return started
+
+    yield start
+    for started in sites:
+        for user in started.users:
+            user.close()
+        started.server.terminate()
+    for started in sites:
+        started.server.stop()
+        started.sidecar.kill()

@@ -1,0 +1,342 @@
+"""Network namespaces, sidecars and Prosody servers for the Prosody tests.
+
+A :class:`Mesh` is a hub namespace holding a bridge; every :class:`Node` is a
+namespace with one veth on that bridge and one address in ``200::/7`` (the
+Yggdrasil range, so the default policy dials it). Each node runs its own
+sidecar (lookup service on the namespace's loopback) and Prosody server, as a
+real deployment would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from v6alt.prosody_bridge.module_path import module_directory
+
+PREFIX = "v6p-"
+LOOKUP_PORT = 15480
+DNS_PORT = 15453
+LOOKUP_URL = f"http://[::1]:{LOOKUP_PORT}"
+STARTUP_SECONDS = 20.0
+_counter = itertools.count(os.getpid() % 1000)
+
+
+def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> None:
+    """Poll ``predicate`` until true; fail the test naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Node:
+    """One namespace on the mesh, with one address."""
+
+    namespace: str
+    address: IPv6Address
+    run_dir: Path
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *args]
+
+    def run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(self.argv(args), check=check)
+
+    def open_stream(self, address: IPv6Address, sender: str, receiver: str) -> str:
+        """What a server at ``address`` answers to a stream header sent from this node."""
+        script = Path(__file__).with_name("raw_stream.py")
+        return self.run([sys.executable, str(script), str(address), sender, receiver]).stdout
+
+    def popen(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.argv(args), text=True, **kwargs)
+
+
+@dataclass
+class Mesh:
+    """A bridge in a hub namespace and the nodes plugged into it."""
+
+    tag: str = field(default_factory=lambda: f"{next(_counter):03d}")
+    nodes: list[Node] = field(default_factory=list)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix=PREFIX)))
+
+    def __post_init__(self) -> None:
+        # Prosody runs as the prosody user and must reach its files.
+        os.chmod(self.root, 0o755)
+        self.hub = f"{PREFIX}{self.tag}-hub"
+        run(["ip", "netns", "add", self.hub])
+        run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", self.hub, "link", "set", "br0", "up"])
+
+    def add_node(self, name: str, address: str) -> Node:
+        namespace = f"{PREFIX}{self.tag}-{name}"
+        run(["ip", "netns", "add", namespace])
+        port = f"p{self.tag}{name}"[:15]
+        run(
+            [
+                "ip",
+                "-n",
+                self.hub,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                namespace,
+            ]
+        )
+        run(["ip", "-n", self.hub, "link", "set", port, "master", "br0", "up"])
+        run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+        run(["ip", "-n", namespace, "addr", "add", f"{address}/64", "dev", "eth0", "nodad"])
+        run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
+        run_dir = self.root / name
+        run_dir.mkdir(mode=0o755)
+        shutil.chown(run_dir, "prosody", "prosody")
+        node = Node(namespace, IPv6Address(address), run_dir)
+        self.nodes.append(node)
+        return node
+
+    def close(self) -> None:
+        for node in self.nodes:
+            # Whatever still runs in the namespace (a server that ignored SIGTERM).
+            for pid in run(["ip", "netns", "pids", node.namespace], check=False).stdout.split():
+                with suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            run(["ip", "netns", "del", node.namespace], check=False)
+        run(["ip", "netns", "del", self.hub], check=False)
+        if os.environ.get("V6P_KEEP") is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def mesh() -> Iterator[Mesh]:
+    lab = Mesh()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+class Sidecar:
+    """``python -m v6alt sidecar`` inside a node, from a YAML config written here."""
+
+    def __init__(self, node: Node, config_yaml: str = "") -> None:
+        self.node = node
+        self.config = node.run_dir / "sidecar.yaml"
+        self.config.write_text(config_yaml)
+        self.log = node.run_dir / "sidecar.log"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("a") as log:
+            self.process = self.node.popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "v6alt",
+                    "sidecar",
+                    "--config",
+                    str(self.config),
+                    "--dns",
+                    f"[::1]:{DNS_PORT}",
+                    "--lookup",
+                    f"[::1]:{LOOKUP_PORT}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"sidecar exited: {self.log.read_text()[offset:]}")
+            return "v6alt sidecar ready" in self.log.read_text()[offset:]
+
+        wait_until(ready, STARTUP_SECONDS, f"the sidecar in {self.node.namespace}")
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): connections are still accepted but never answered."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _openssl_req(key: Path, cert: Path, subject: str, *extra: str) -> None:
+    ec_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run(["openssl", "req", "-x509", *ec_key, "-days", "7", "-subj", subject, *extra,
+         "-keyout", str(key), "-out", str(cert)])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A private CA, for a server that other servers trust the ordinary way."""
+
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> CertificateAuthority:
+        ca = cls(directory / "ca.crt", directory / "ca.key")
+        _openssl_req(ca.key, ca.certificate, "/CN=v6p test CA")
+        return ca
+
+
+def make_certificate(
+    directory: Path, domain: str, issuer: CertificateAuthority | None = None
+) -> tuple[Path, Path]:
+    """A certificate for ``domain`` and its subdomains (self-signed unless ``issuer``)."""
+    cert, key = directory / f"{domain}.crt", directory / f"{domain}.key"
+    signing = ["-CA", str(issuer.certificate), "-CAkey", str(issuer.key)] if issuer else []
+    san = f"subjectAltName=DNS:{domain},DNS:*.{domain}"
+    _openssl_req(key, cert, f"/CN={domain}", "-addext", san, *signing)
+    shutil.chown(key, "prosody", "prosody")
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+_PLUMBING = """\
+-- Test instance plumbing (one server per namespace); not part of the v6alt setup.
+pidfile = "{run}/prosody.pid"
+data_path = "{run}/data"
+admin_socket = "{run}/admin.sock"
+certificates = "{run}"
+log = {{ debug = "{run}/prosody.log" }}
+
+"""
+
+
+@dataclass(frozen=True)
+class ProsodyRelease:
+    """Which Prosody runs a server, and the documented lines only that release needs."""
+
+    prosody: str = "prosody"
+    prosodyctl: str = "prosodyctl"
+    extra_template: str = ""
+
+    @classmethod
+    def unpacked(cls, root: Path, into: Path, extra_template: str) -> ProsodyRelease:
+        """Launchers for a Debian package unpacked at ``root`` (``dpkg -x``)."""
+        launchers = []
+        for name in ("prosody", "prosodyctl"):
+            text = (root / "usr" / "bin" / name).read_text()
+            text = text.replace("'/usr/lib/prosody", f"'{root}/usr/lib/prosody")
+            launcher = into / f"{name}-unpacked"
+            launcher.write_text(text)
+            launcher.chmod(0o755)
+            launchers.append(str(launcher))
+        return cls(launchers[0], launchers[1], extra_template)
+
+
+INSTALLED = ProsodyRelease()
+
+
+class ProsodyServer:
+    """A Prosody process inside a node, configured from the documented snippets."""
+
+    def __init__(
+        self,
+        node: Node,
+        domain: str,
+        template: str,
+        issuer: CertificateAuthority | None = None,
+        trusted: CertificateAuthority | None = None,
+        release: ProsodyRelease = INSTALLED,
+    ) -> None:
+        self.node, self.domain, self.release = node, domain, release
+        run_dir = node.run_dir
+        (run_dir / "data").mkdir(exist_ok=True)
+        shutil.chown(run_dir / "data", "prosody", "prosody")
+        cert, key = make_certificate(run_dir, domain, issuer)
+        body = Template(release.extra_template + template).substitute(
+            plugin_path=module_directory(),
+            domain=domain,
+            certificate=cert,
+            key=key,
+            lookup_url=LOOKUP_URL,
+            dns_forward=f"::1@{DNS_PORT}",
+        )
+        if trusted is not None:
+            # Test-only: this host also trusts a private CA (the default is the system store).
+            body += (
+                f'\nVirtualHost "{domain}"\n\tssl = {{ certificate = "{cert}"; key = "{key}"; '
+                f'cafile = "{trusted.certificate}" }}\n'
+            )
+        self.config = run_dir / "prosody.cfg.lua"
+        self.config.write_text(_PLUMBING.format(run=run_dir) + body)
+        self.log_path = run_dir / "prosody.log"
+        self.process: subprocess.Popen[str] | None = None
+
+    def _as_prosody(self, *command: str) -> list[str]:
+        return ["runuser", "-u", "prosody", "--", *command, "--config", str(self.config)]
+
+    def register(self, user: str, password: str) -> str:
+        self.node.run([*self._as_prosody(self.release.prosodyctl), "register", user, self.domain,
+                       password])  # fmt: skip
+        return f"{user}@{self.domain}"
+
+    def start(self) -> None:
+        with (self.node.run_dir / "prosody.out").open("a") as output:
+            self.process = self.node.popen(
+                [*self._as_prosody(self.release.prosody), "-F"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                output = (self.node.run_dir / "prosody.out").read_text(errors="replace")
+                raise AssertionError(
+                    f"prosody exited:\n{output[-2000:]}\nlog:\n{self.log_text()[-3000:]}"
+                )
+            return "Activated service 's2s'" in self.log_text()
+
+        wait_until(ready, STARTUP_SECONDS, f"prosody for {self.domain}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM) without waiting."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
