@@ -1,0 +1,124 @@
+"""The Synapse module class: validates the config and wires the adapters.
+
+homeserver.yaml::
+
+    modules:
+      - module: v6alt.synapse_module.V6AltFederation
+        config: {}          # the v6alt config schema (docs/config.md)
+
+Every decision is made by :mod:`v6alt.policy` and :mod:`v6alt.names`; this
+class only connects them to Synapse's seams (see :mod:`.seams`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from v6alt.config import Config, ConfigError, parse_config
+from v6alt.names import is_v6alt, parse_matrix_server_name
+from v6alt.policy import Policy
+
+from .inbound import InboundGate
+from .outbound import OutboundJudge, SynapseBlocklist
+from .recovery import BackoffRecovery
+from .resolver import install_resolver
+from .seams import install_federation_seams, install_inbound_seam, install_key_seam
+from .tls import FederationTls, peer_bound_context
+
+logger = logging.getLogger("v6alt.synapse_module")
+
+
+def _synapse_config_error(error: ConfigError) -> Exception:
+    from synapse.config._base import ConfigError as SynapseConfigError
+
+    # Synapse names list items "<item N>" in its own config paths.
+    path = [part if isinstance(part, str) else f"<item {part}>" for part in error.path]
+    return SynapseConfigError(f"v6alt: {error.reason}", path=path or None)
+
+
+def skip_lookup(host: bytes) -> bool:
+    """No DNS-based lookup (.well-known, SRV) is ever made for a v6.alt host."""
+    text = host.decode("ascii", "replace")
+    if is_v6alt(text):
+        logger.debug("v6alt: no .well-known/SRV lookup for %s", text)
+        return True
+    return False
+
+
+def skip_notary(server_name: str) -> bool:
+    """Keys of a v6.alt server come from the server itself, never from a notary."""
+    if is_v6alt(server_name.rpartition(":")[0] or server_name):
+        logger.debug("v6alt: keys of %s fetched directly, not from a notary", server_name)
+        return True
+    return False
+
+
+def _warn_about_notaries(hs: Any) -> None:
+    key_servers = getattr(hs.config.key, "key_servers", ())
+    names = [k.server_name for k in key_servers if not is_v6alt(k.server_name.split(":")[0])]
+    if names:
+        logger.warning(
+            "v6alt: trusted_key_servers names %s: a host that reaches only the mesh cannot "
+            "reach them, and every key fetch first waits for them to fail; "
+            "set `trusted_key_servers: []` on mesh-only hosts",
+            ", ".join(names),
+        )
+
+
+class V6AltFederation:
+    """Federation with ``<label>.v6.alt`` server names (see docs/synapse.md)."""
+
+    def __init__(self, config: Config, api: Any) -> None:
+        hs = api._hs  # the module API has no hook for outbound federation
+        self.config = config
+        self._check_own_name(hs.hostname)
+        self.policy = Policy(config)
+        server = hs.config.server
+        blocklist = SynapseBlocklist(
+            getattr(server, "federation_ip_range_blocklist", None),
+            getattr(server, "federation_ip_range_allowlist", None),
+        )
+        self.judge = OutboundJudge(self.policy, blocklist)
+        self.resolver = install_resolver(hs.get_reactor(), self.judge)
+        minimum_tls = str(hs.config.tls.federation_client_minimum_tls_version)
+        self.tls = FederationTls(self.judge, peer_bound_context(minimum_tls))
+        install_federation_seams(self.tls.options_for, skip_lookup)
+        self.inbound = InboundGate(config.synapse.inbound_ip_binding)
+        install_inbound_seam(self.inbound.check)
+        install_key_seam(skip_notary)
+        self.recovery = BackoffRecovery(api, hs, self.judge)
+        probing = self.recovery.start()
+        _warn_about_notaries(hs)
+        logger.info(
+            "v6alt: federation with .v6.alt names enabled (ip_bound_trust=%s, %d secure "
+            "range(s), inbound_ip_binding=%s, backoff recovery probes: %s)",
+            config.ip_bound_trust,
+            len(config.secure_ranges),
+            config.synapse.inbound_ip_binding,
+            "on" if probing else "off (this process does not send federation)",
+        )
+
+    @staticmethod
+    def _check_own_name(hostname: str) -> None:
+        if not is_v6alt(hostname.rpartition(":")[0] or hostname):
+            return
+        own = parse_matrix_server_name(hostname)
+        if not own.canonical:
+            from synapse.config._base import ConfigError as SynapseConfigError
+
+            raise SynapseConfigError(
+                f"v6alt: server_name {hostname!r} is not the canonical v6.alt name of "
+                f"{own.ipv6}; other servers would refuse it",
+                path=["server_name"],
+            )
+
+    @staticmethod
+    def parse_config(config: object) -> Config:
+        try:
+            return parse_config(config)
+        except ConfigError as e:
+            raise _synapse_config_error(e) from None
+
+    def __repr__(self) -> str:
+        return "V6AltFederation()"

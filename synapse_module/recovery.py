@@ -1,0 +1,121 @@
+"""Recovery from Synapse's destination backoff for mesh peers.
+
+Stock Synapse backs off from an unreachable destination for 10 minutes,
+doubling up to 7 days, and only an inbound request from that server (or the
+backoff expiring) ends it. Mesh links come and go, so for v6.alt
+destinations the module probes instead: every ``INTERVAL_S`` seconds it
+opens a bare TCP connection to each backed-off v6.alt destination's decoded
+address (no TLS, no request). When one connects, it clears the backoff and
+wakes the federation sender, exactly as Synapse does on an inbound request,
+and the queued events go out at once.
+
+Probe cost is bounded: at most ``MAX_PROBES`` destinations per round, at
+most one connection attempt per destination per round, each abandoned after
+``PROBE_TIMEOUT_S``; rounds never overlap. Only processes that send
+federation (the main process, or federation_sender workers) probe, and only
+destinations the outbound judge allows (never-dial names are never probed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from v6alt.errors import V6AltNameError
+from v6alt.names import parse_matrix_server_name
+
+from .outbound import OutboundJudge
+
+logger = logging.getLogger("v6alt.synapse_module")
+
+INTERVAL_S = 5.0
+MAX_PROBES = 32
+PROBE_TIMEOUT_S = 2.0
+
+_BACKED_OFF_SQL = """
+SELECT destination FROM destinations
+WHERE retry_interval > 0 AND retry_last_ts + retry_interval > ?
+  AND (destination LIKE '%.v6.alt' OR destination LIKE '%.v6.alt:%')
+ORDER BY retry_last_ts
+LIMIT ?
+"""
+
+
+def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
+    txn.execute(_BACKED_OFF_SQL, (now_ms, limit))
+    return [str(row[0]) for row in txn.fetchall()]
+
+
+class BackoffRecovery:
+    def __init__(self, api: Any, hs: Any, judge: OutboundJudge) -> None:
+        self._api = api
+        self._hs = hs
+        self._judge = judge
+        self._running = False
+
+    def start(self) -> bool:
+        """Start probing if this process sends federation; True if it does."""
+        if not self._hs.should_send_federation():
+            return False
+        self._api.looping_background_call(
+            self._round,
+            INTERVAL_S * 1000,
+            desc="v6alt_backoff_recovery",
+            run_on_all_instances=True,
+        )
+        return True
+
+    async def _round(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        try:
+            now_ms = self._hs.get_clock().time_msec()
+            destinations = await self._api.run_db_interaction(
+                "v6alt_backed_off_destinations", _backed_off_txn, now_ms, MAX_PROBES
+            )
+            for destination in destinations:
+                await self._probe(destination)
+        finally:
+            self._running = False
+
+    async def _probe(self, destination: str) -> None:
+        try:
+            server = parse_matrix_server_name(destination)
+        except V6AltNameError:
+            return
+        if not server.is_v6alt or not server.canonical:
+            return
+        decision = self._judge.quiet_decision(server.host)
+        if decision is None:
+            return
+        port = server.port or 8448
+        if not await self._connects(str(decision.address), port):
+            return
+        logger.info(
+            "v6alt: %s is reachable again at [%s]:%d: backoff cleared, sending queued events",
+            destination,
+            decision.address,
+            port,
+        )
+        store = self._hs.get_datastores().main
+        await store.set_destination_retry_timings(destination, None, 0, 0)
+        self._hs.get_notifier().notify_remote_server_up(destination)
+
+    async def _connects(self, address: str, port: int) -> bool:
+        from synapse.logging.context import make_deferred_yieldable
+        from twisted.internet.endpoints import TCP6ClientEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        endpoint = TCP6ClientEndpoint(  # type: ignore[no-untyped-call]
+            self._hs.get_reactor(), address, port, timeout=PROBE_TIMEOUT_S
+        )
+        try:
+            protocol = await make_deferred_yieldable(
+                endpoint.connect(Factory.forProtocol(Protocol))  # type: ignore[no-untyped-call]
+            )
+        except Exception as e:
+            logger.debug("v6alt: probe of [%s]:%d failed: %s", address, port, e)
+            return False
+        protocol.transport.loseConnection()
+        return True

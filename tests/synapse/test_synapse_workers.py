@@ -1,0 +1,108 @@
+"""The module in a worker deployment: main process plus a federation_sender.
+
+W runs on PostgreSQL and Redis (Debian packages, private instances on unix
+sockets); its outbound federation is sent by the worker ``fedsender1``.
+The module loads in both processes; only the sender probes for backoff
+recovery. W and B exchange messages with v6.alt names both ways.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
+from v6s_homeserver import Homeserver
+from v6s_matrix import has_message, send, shared_room
+from v6s_netns import Mesh
+from v6s_services import Postgres, Redis
+
+pytestmark = pytest.mark.integration
+
+SENDER = "fedsender1"
+
+
+@pytest.fixture(scope="module")
+def worker_deployment(
+    mesh: Mesh,
+    start_homeservers: Callable[..., list[Homeserver]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Homeserver, Path, str]]:
+    missing = [m for m in ("psycopg2", "txredisapi", "hiredis") if not importlib.util.find_spec(m)]
+    missing += [b for b in ("redis-server",) if shutil.which(b) is None]
+    if missing:
+        pytest.fail(
+            f"the worker deployment test needs {', '.join(missing)}: pip install "
+            "psycopg2-binary 'txredisapi>=1.4.12,<1.6.0' hiredis; "
+            "apt-get install postgresql redis-server"
+        )
+    data = tmp_path_factory.mktemp("hs-w")
+    postgres = Postgres().start()
+    redis = Redis(tmp_path_factory.mktemp("redis")).start()
+    try:
+        replication = str(data / "replication.sock")
+        w = Homeserver(
+            mesh["g"],
+            data,
+            extra={
+                "database": postgres.synapse_database(),
+                "redis": {"enabled": True, "path": str(redis.socket)},
+                "instance_map": {"main": {"path": replication}},
+                "federation_sender_instances": [SENDER],
+            },
+            extra_listeners=[
+                {"path": replication, "type": "http", "resources": [{"names": ["replication"]}]}
+            ],
+        )
+        start_homeservers(w)
+        sender_log = w.spawn_worker(SENDER)
+        w.wait_for_log(r"v6alt: federation with \.v6\.alt names enabled", timeout=60)
+        yield w, sender_log, w.register("walter")
+        w.stop()
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+def _log(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_module_loads_in_main_and_sender(worker_deployment: tuple[Homeserver, Path, str]) -> None:
+    w, sender_log, _ = worker_deployment
+    assert "backoff recovery probes: off (this process does not send federation)" in w.log_text()
+    w.wait_for(
+        "the module in the federation sender",
+        lambda: "backoff recovery probes: on" in _log(sender_log),
+    )
+
+
+def test_messages_both_ways_through_the_federation_sender(
+    pair: tuple[Homeserver, Homeserver],
+    users: dict[str, str],
+    worker_deployment: tuple[Homeserver, Path, str],
+) -> None:
+    _, b = pair
+    w, sender_log, walter = worker_deployment
+    bob = users["bob"]
+    room_id = shared_room(w, walter, b, bob, "bob")
+    send(w, walter, room_id, "from the worker deployment")
+    b.wait_for(
+        "W's message on B", lambda: has_message(b, bob, room_id, "from the worker deployment")
+    )
+    send(b, bob, room_id, "to the worker deployment")
+    w.wait_for(
+        "B's message on W", lambda: has_message(w, walter, room_id, "to the worker deployment")
+    )
+    # The transactions to B left from the sender, through the module.
+    name = re.escape(b.server_name)
+    assert re.search(rf"TX \[{name}\] .*Sending transaction", _log(sender_log))
+    assert re.search(
+        rf"v6alt: TLS peer {re.escape(str(b.address))} accepted for {name}", _log(sender_log)
+    )
+    assert not re.search(rf"TX \[{name}\] .*Sending transaction", w.log_text())
