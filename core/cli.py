@@ -51,6 +51,8 @@ PLUGIN_COMMANDS: Final[tuple[str, ...]] = (
     "v6alt.prosody_bridge.cli_sidecar:register",
     "v6alt.prosody_bridge.module_path:register",
     "v6alt.lab.cli_lab:register",
+    "v6alt.lab.cli_demo:register",
+    "v6alt.check.cli_check:register",
 )
 
 

@@ -1,0 +1,121 @@
+"""``v6alt check matrix`` for DNS names: .well-known, SRV, A/AAAA via a test DNS server."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import pytest
+from prosody.lab import CertificateAuthority, make_certificate
+
+from v6alt.codec import encode
+
+from .v6c_net import Pair, self_signed
+
+DNS = IPv6Address("200:c::53")
+DNS_PORT = 15553
+
+
+@pytest.fixture
+def ca(pair: Pair) -> CertificateAuthority:
+    return CertificateAuthority.create(pair.root)
+
+
+def _dns(pair: Pair, zone: dict[str, object]) -> list[str]:
+    pair.fake_dns(pair.add_address(DNS), DNS_PORT, zone)
+    return ["--resolver", f"[{DNS}]:{DNS_PORT}"]
+
+
+def _ca_server(pair: Pair, ca: CertificateAuthority, address: str, port: int, domain: str,
+               *extra: str) -> None:  # fmt: skip
+    cert, key = make_certificate(pair.root, domain, ca)
+    pair.fake_matrix(pair.add_address(address), port, cert, key, domain, *extra)
+
+
+def test_broken_well_known(pair: Pair, ca: CertificateAuthority) -> None:
+    resolver = _dns(pair, {"broken.v6c.test": {"AAAA": ["200:c::20"]}})
+    _ca_server(pair, ca, "200:c::20", 443, "broken.v6c.test", "--well-known", "{not json")
+    result = pair.check("matrix", "broken.v6c.test", *resolver, "--ca-file", str(ca.certificate))
+    assert result.code == 1
+    well_known = result.one("well_known")
+    assert well_known["status"] == "fail"
+    assert "is not JSON" in well_known["summary"]
+    assert '{"m.server": "<host>[:<port>]"}' in well_known["hint"]
+    assert result.report["resolution"]["well_known"]["status"] == 200
+    # Peers fall back to SRV, then port 8448 (closed here): both are checked.
+    assert [c["summary"].split(":")[0] for c in result.checks("dns.srv")] == [
+        "SRV _matrix-fed._tcp.broken.v6c.test",
+        "SRV _matrix._tcp.broken.v6c.test",
+    ]
+    assert result.one("tcp")["target"] == "[200:c::20]:8448"
+
+
+def test_well_known_with_untrusted_certificate(pair: Pair) -> None:
+    resolver = _dns(pair, {"selfsigned.v6c.test": {"AAAA": ["200:c::24"]}})
+    cert, key = self_signed(pair.root, "selfsigned.v6c.test")
+    pair.fake_matrix(
+        pair.add_address("200:c::24"),
+        443,
+        cert,
+        key,
+        "selfsigned.v6c.test",
+        "--well-known",
+        json.dumps({"m.server": "elsewhere.v6c.test"}),
+    )
+    result = pair.check("matrix", "selfsigned.v6c.test", *resolver)
+    well_known = result.one("well_known")
+    assert well_known["status"] == "fail"
+    assert "invalid certificate" in well_known["summary"]
+
+
+def test_well_known_delegates_to_a_v6alt_name(pair: Pair, ca: CertificateAuthority) -> None:
+    resolver = _dns(pair, {"deleg.v6c.test": {"AAAA": ["200:c::21"]}})
+    target = pair.add_address("200:c::22")
+    _ca_server(pair, ca, "200:c::21", 443, "deleg.v6c.test", "--well-known",
+               json.dumps({"m.server": encode(target)}))  # fmt: skip
+    cert, key = self_signed(pair.root, encode(target))
+    pair.fake_matrix(target, 8448, cert, key, "deleg.v6c.test")
+    result = pair.check("matrix", "deleg.v6c.test", *resolver, "--ca-file", str(ca.certificate))
+    assert result.code == 0, result.report["checks"]
+    assert result.one("well_known")["summary"] == f"deleg.v6c.test delegates to {encode(target)}"
+    assert result.one("tls.trust")["summary"].startswith("IP-bound trust")
+    connection = result.report["connections"]["[200:c::22]:8448"]
+    assert connection["tls"]["sni"] == encode(target)
+    assert connection["tls"]["host_header"] == encode(target)
+    assert result.one("keys.server_name")["summary"] == "server_name is deleg.v6c.test"
+
+
+def test_srv_record_and_ca_trust(pair: Pair, ca: CertificateAuthority) -> None:
+    resolver = _dns(pair, {
+        "srv.v6c.test": {},
+        "_matrix-fed._tcp.srv.v6c.test": {"SRV": [[10, 5, 8449, "host.v6c.test"]]},
+        "host.v6c.test": {"AAAA": ["200:c::23"]},
+    })  # fmt: skip
+    _ca_server(pair, ca, "200:c::23", 8449, "srv.v6c.test")
+    args = ("matrix", "srv.v6c.test", *resolver)
+    result = pair.check(*args, "--ca-file", str(ca.certificate))
+    assert result.code == 0, result.report["checks"]
+    assert result.report["resolution"]["srv"]["records"][0]["target"] == "host.v6c.test"
+    assert result.one("tls.trust")["summary"] == "CA-verified for srv.v6c.test"
+    # Without the private CA the same server fails the CA verdict, and only that.
+    untrusted = pair.check(*args)
+    assert untrusted.failed_ids() == ["tls.trust"]
+    assert "install a CA-signed certificate for srv.v6c.test" in untrusted.one("tls.trust")["hint"]
+
+
+def test_name_without_addresses(pair: Pair) -> None:
+    resolver = _dns(pair, {})
+    result = pair.check("matrix", "missing.v6c.test", *resolver)
+    assert result.code == 1
+    assert result.failed_ids() == ["resolve.addresses"]
+    assert "publish AAAA" in result.one("resolve.addresses")["hint"]
+
+
+def test_resolver_not_answering(pair: Pair, tmp_path: Path) -> None:
+    pair.add_address(DNS)  # nothing listens there
+    result = pair.check("matrix", "nobody.v6c.test", "--resolver", f"[{DNS}]:{DNS_PORT}",
+                        timeout=0.5)  # fmt: skip
+    assert result.code == 1
+    assert "dns.aaaa" in result.failed_ids()
+    assert "--resolver" in result.one("dns.aaaa")["hint"]

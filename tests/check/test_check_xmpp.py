@@ -1,0 +1,139 @@
+"""``v6alt check xmpp`` against a real Prosody 13 with mod_v6alt and its sidecar."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+import pytest
+from prosody.conftest import documented_block
+from prosody.lab import CertificateAuthority, Node, ProsodyServer, Sidecar
+
+from v6alt.codec import encode
+
+from .v6c_net import CLIENT_ADDRESS, Pair
+
+
+def _prosody_13() -> bool:
+    if shutil.which("prosody") is None or shutil.which("runuser") is None:
+        return False
+    about = subprocess.run(["runuser", "-u", "prosody", "--", "prosodyctl", "about"],
+                           capture_output=True, text=True)  # fmt: skip
+    return re.search(r"Prosody 13\.", about.stdout) is not None
+
+
+pytestmark = pytest.mark.skipif(not _prosody_13(), reason="needs Prosody 13 (bookworm-backports)")
+
+
+@dataclass
+class XmppSite:
+    address: IPv6Address
+    domain: str
+    sidecar: Sidecar
+    server: ProsodyServer
+
+
+@pytest.fixture
+def site(pair: Pair) -> Iterator[XmppSite]:
+    address = pair.add_address("200:c::30")
+    run_dir = pair.root / "xmpp"
+    run_dir.mkdir(mode=0o755)
+    shutil.chown(run_dir, "prosody", "prosody")
+    node = Node(pair.server, address, run_dir)
+    sidecar = Sidecar(node)
+    sidecar.start()
+    server = ProsodyServer(node, encode(address), documented_block("prosody-config"))
+    server.start()
+    try:
+        yield XmppSite(address, encode(address), sidecar, server)
+    finally:
+        server.stop()
+        sidecar.kill()
+
+
+def test_prosody_passes(pair: Pair, site: XmppSite) -> None:
+    result = pair.check("xmpp", site.domain)
+    assert result.code == 0, result.report["checks"]
+    assert result.failed_ids() == []
+    assert result.one("features.starttls")["summary"] == "STARTTLS offered (required)"
+    assert result.one("tls.trust")["summary"].startswith("IP-bound trust")
+    assert "SASL EXTERNAL" in result.one("features.auth")["summary"]
+    stream = result.report["connections"]["[200:c::30]:5269"]["stream"]
+    # The default 'from' is the name of the source address the server sees.
+    assert stream["from"] == site.domain
+    assert stream["to"] == encode(CLIENT_ADDRESS)
+
+
+def test_sidecar_down(pair: Pair, site: XmppSite) -> None:
+    site.sidecar.kill()
+    result = pair.check("xmpp", site.domain)
+    assert result.code == 1
+    assert result.failed_ids() == ["stream"]
+    stream = result.one("stream")
+    assert "policy-violation" in stream["summary"]
+    assert "sidecar" in stream["hint"]
+
+
+def test_from_another_address_is_refused(pair: Pair, site: XmppSite) -> None:
+    pretend = encode(IPv6Address("200:c::99"))
+    result = pair.check("xmpp", site.domain, "--from", pretend)
+    assert result.code == 1
+    assert result.failed_ids() == ["stream"]
+    stream = result.one("stream")
+    assert pretend in stream["summary"] and "policy-violation" in stream["summary"]
+    assert "check --from" in stream["hint"]
+
+
+def test_wrong_domain_at_the_address(pair: Pair, site: XmppSite) -> None:
+    # A name for the server's address, but a subdomain Prosody does not host.
+    result = pair.check("xmpp", f"chat.{site.domain}")
+    assert result.code == 1
+    assert result.failed_ids() == ["stream"]
+    stream = result.one("stream")
+    assert "host-unknown" in stream["summary"]
+    assert f'add VirtualHost "chat.{site.domain}"' in stream["hint"]
+
+
+def test_closed_port(pair: Pair) -> None:
+    address = pair.add_address("200:c::31")
+    result = pair.check("xmpp", encode(address))
+    assert result.failed_ids() == ["tcp"]
+    assert "s2s_interfaces" in result.one("tcp")["hint"]
+
+
+def test_dns_domain_by_srv_with_ca_trust(pair: Pair) -> None:
+    """A DNS domain found by SRV, with a certificate from a private CA."""
+    ca = CertificateAuthority.create(pair.root)
+    dns = pair.add_address("200:c::53")
+    zone = {
+        "_xmpp-server._tcp.xmpp.v6c.test": {"SRV": [[0, 5, 5269, "host.v6c.test"]]},
+        "host.v6c.test": {"AAAA": ["200:c::32"]},
+    }
+    pair.fake_dns(dns, 15553, zone)
+    address = pair.add_address("200:c::32")
+    run_dir = pair.root / "dns-xmpp"
+    run_dir.mkdir(mode=0o755)
+    shutil.chown(run_dir, "prosody", "prosody")
+    node = Node(pair.server, address, run_dir)
+    sidecar = Sidecar(node)
+    sidecar.start()
+    server = ProsodyServer(node, "xmpp.v6c.test", documented_block("prosody-config"), issuer=ca)
+    server.start()
+    try:
+        args = ("xmpp", "xmpp.v6c.test", "--resolver", f"[{dns}]:15553")
+        result = pair.check(*args, "--ca-file", str(ca.certificate))
+        assert result.code == 0, result.report["checks"]
+        assert result.report["resolution"]["srv"][0]["target"] == "host.v6c.test"
+        assert result.one("tcp")["target"] == "[200:c::32]:5269"
+        assert result.one("tls.trust")["summary"] == "CA-verified for xmpp.v6c.test"
+        untrusted = pair.check(*args)
+        assert untrusted.failed_ids() == ["tls.trust"]
+        hint = untrusted.one("tls.trust")["hint"]
+        assert "install a CA-signed certificate for xmpp.v6c.test" in hint
+    finally:
+        server.stop()
+        sidecar.kill()
