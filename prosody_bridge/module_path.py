@@ -1,18 +1,23 @@
 """``v6alt prosody-module-path``: where the Prosody module (mod_v6alt.lua) is installed.
 
 The Lua module ships as package data of ``v6alt.prosody_bridge``; Prosody
-finds it when this directory is listed in ``plugin_paths``.
+finds it when this directory is listed in ``plugin_paths``. Prosody runs as
+its own user, so a package inside a private venv (under /root, or tox's
+0700 work dir) is out of its reach: ``--install DIR`` copies the module to a
+directory Prosody can read, and the command warns when the shipped one is not.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import stat
 from pathlib import Path
 from typing import Final
 
 from v6alt.cli_common import EXIT_CHECK_FAILED, EXIT_OK, Streams, SubParsers, add_command, dump_json
 
-__all__ = ["MODULE_FILE", "module_directory", "register"]
+__all__ = ["MODULE_FILE", "install_module", "module_directory", "register", "unreachable_part"]
 
 MODULE_FILE: Final = "mod_v6alt.lua"
 
@@ -30,12 +35,53 @@ def module_directory() -> Path:
     return Path(__file__).resolve().parent / "lua"
 
 
+def unreachable_part(directory: Path) -> Path | None:
+    """The first directory on the way to ``directory`` that other users
+    (Prosody's own user among them) cannot enter, or None."""
+    for part in [*reversed(directory.parents), directory]:
+        try:
+            mode = part.stat().st_mode
+        except OSError:
+            return part
+        if not mode & stat.S_IXOTH:
+            return part
+    return None
+
+
+def install_module(target: Path) -> Path:
+    """Copy mod_v6alt.lua into ``target`` (created world-readable); return it."""
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o755)
+    destination = target / MODULE_FILE
+    shutil.copyfile(module_directory() / MODULE_FILE, destination)
+    destination.chmod(0o644)
+    return target
+
+
 def _run(args: argparse.Namespace, io: Streams) -> int:
     directory = module_directory()
     present = (directory / MODULE_FILE).is_file()
+    if present and args.install is not None:
+        try:
+            directory = install_module(Path(args.install).resolve())
+        except OSError as error:
+            io.error("prosody-module-path", f"cannot install into {args.install}: {error}")
+            return EXIT_CHECK_FAILED
+    blocked = unreachable_part(directory) if present else None
+    if blocked is not None:
+        io.stderr.write(
+            f"v6alt: warning: Prosody runs as its own user and cannot read {directory}: "
+            f"{blocked} is closed to other users; use --install DIR "
+            "(e.g. /usr/local/lib/v6alt/prosody-modules)\n"
+        )
     if args.json:
         dump_json(
-            {"path": str(directory), "module": MODULE_FILE, "present": present},
+            {
+                "path": str(directory),
+                "module": MODULE_FILE,
+                "present": present,
+                "readable_by_prosody": present and blocked is None,
+            },
             io.stdout,
         )
     else:
@@ -60,3 +106,8 @@ def register(subparsers: SubParsers) -> None:
         epilog=_EPILOG,
     )
     parser.add_argument("--json", action="store_true", help="print path and status as JSON")
+    parser.add_argument(
+        "--install",
+        metavar="DIR",
+        help="copy mod_v6alt.lua into DIR (created, world-readable) and print DIR",
+    )

@@ -8,20 +8,25 @@ module answers instead of Synapse:
   so Synapse fails the request at once without sending a packet);
 - a destination in a secure range with ``tls: off`` gets ``None``: Synapse's
   endpoint then speaks plain HTTP (v6.alt names and IPv6 literals: the
-  address is known before the connection; DNS names stay with Synapse);
+  address is known before the connection);
 - policy trust ``ca`` gets Synapse's own creator (normal verification);
 - policy trust ``ip_bound``/``any`` gets :class:`PeerBoundCreator`, which
   decides during the handshake, from the address the TCP connection is
   really connected to, whether the certificate may go unchecked. Any other
   peer fails the handshake (fail closed: a missing transport, an unparsable
   peer or an exception all refuse).
+
+Every other host (DNS names, IPv6 literals outside the secure ranges) gets
+Synapse's own creator, wrapped in :class:`.range_trust.RangeTrustCreator`
+when secure ranges are configured: the same handshake-time peer check lifts
+the certificate check for a peer inside a ``trust_any_certificate`` range,
+and leaves Synapse's verification in place for every other peer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from OpenSSL import SSL, crypto
@@ -36,6 +41,7 @@ from v6alt.names import ServerName, is_v6alt, parse_host
 from v6alt.policy import DialDecision, Policy, Trust
 
 from .outbound import OutboundJudge, host_text
+from .range_trust import RangeTrustCreator, connected_ipv6_peer
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -62,19 +68,11 @@ class _PeerCheck:
         self.approved = False
         self._logged = False
 
-    def _peer(self) -> IPv6Address | None:
-        transport = getattr(self._tls_protocol, "transport", None)
-        if transport is None:
-            return None
-        host = str(transport.getPeer().host).split("%", 1)[0]
-        address = ip_address(host)
-        return address if isinstance(address, IPv6Address) else None
-
     def verify(
         self, connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
     ) -> bool:
         try:
-            peer = self._peer()
+            peer = connected_ipv6_peer(self._tls_protocol)
             if peer is None:
                 return self._deny("no IPv6 peer address on the connection")
             decision = self._policy.decide(peer, self._server)
@@ -153,6 +151,9 @@ class FederationTls:
     def __init__(self, judge: OutboundJudge, context: SSL.Context) -> None:
         self._judge = judge
         self._context = context
+        # Names resolved by Synapse need the handshake-time range check only
+        # when some secure range exists; otherwise they stay exactly stock.
+        self._ranges = bool(judge.policy.config.secure_ranges)
 
     def options_for(self, host: bytes, synapse_options: Callable[[], Any]) -> Any:
         text = host_text(host)
@@ -168,6 +169,10 @@ class FederationTls:
             decision = self._judge.policy.decide(literal.ipv6, literal)
             if decision.secure_range is not None and decision.allowed:
                 return self._transport(host, text, literal, decision, synapse_options)
+        if self._ranges:
+            # A DNS name (or a literal outside the ranges): the address is known
+            # only once connected, so the range decision binds to the peer then.
+            return RangeTrustCreator(text, self._judge.policy, synapse_options())
         return synapse_options()
 
     def _transport(

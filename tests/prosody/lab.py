@@ -25,7 +25,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from v6alt.prosody_bridge.module_path import module_directory
+from v6alt.prosody_bridge.module_path import install_module
 
 PREFIX = "v6p-"
 LOOKUP_PORT = 15480
@@ -279,7 +279,9 @@ class ProsodyServer:
         shutil.chown(run_dir / "data", "prosody", "prosody")
         cert, key = make_certificate(run_dir, domain, issuer)
         body = Template(release.extra_template + template).substitute(
-            plugin_path=module_directory(),
+            # A copy in the node's own directory: the installed package may sit
+            # where Prosody's user cannot read (tox's work dir is 0700).
+            plugin_path=install_module(run_dir / "plugins"),
             domain=domain,
             certificate=cert,
             key=key,

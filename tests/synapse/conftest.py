@@ -26,8 +26,9 @@ def mesh() -> Iterator[Mesh]:
     """Hosts on one 200::/7 link: a and b (the documented pair), c (SSRF and
     enforce), d (wrong-peer proxy), e and f (a `tls: off` secure range), g
     (a second source address), h (a range without certificate trust, notaries),
-    i (quick federation retries, for backoff recovery)."""
-    with Mesh(("a", "b", "c", "d", "e", "f", "g", "h", "i")) as m:
+    i (quick federation retries, for backoff recovery), j to m (secure ranges for
+    a DNS server name)."""
+    with Mesh(("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m")) as m:
         yield m
 
 
@@ -62,7 +63,7 @@ def start_homeservers(
 
     def start(*servers: Homeserver) -> list[Homeserver]:
         for hs in servers:
-            hs.host.start_dns_recorder(hs.dns_log)
+            hs.host.start_dns_recorder(hs.dns_log, hs.dns_records)
             hs.prepare()
             hs.spawn()
             started.append(hs)

@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
+import v6s_connect_proxy
 from v6s_homeserver import Homeserver, quote
 from v6s_netns import Mesh
 
@@ -41,16 +40,8 @@ def proxied_d(
     host = mesh["d"]
     data = tmp_path_factory.mktemp("hs-d")
     proxy_log = data / "proxy.log"
-    proxy_log.touch()
-    script = Path(__file__).with_name("v6s_connect_proxy.py")
-    proxy = subprocess.Popen(
-        [*host.exec_prefix(), sys.executable, str(script), str(host.address), str(PROXY_PORT),
-         str(proxy_log)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proxy = v6s_connect_proxy.start(host, PROXY_PORT, proxy_log)
     try:
-        assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
         env = {"HTTPS_PROXY": f"http://[{host.address}]:{PROXY_PORT}", "NO_PROXY": ""}
         (d,) = start_homeservers(Homeserver(host, data, env=env))
         yield d, d.register("dave"), proxy_log

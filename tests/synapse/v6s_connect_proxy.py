@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 from v6alt.codec import decode
 from v6alt.names import is_v6alt
@@ -43,11 +46,29 @@ def handle(client: socket.socket, log_path: str) -> None:
     with open(log_path, "a") as log:
         log.write(f"{method} {target}\n")
     address = str(decode(host)) if is_v6alt(host) else host.strip("[]")
-    upstream = socket.create_connection((address, int(port)), timeout=10)
+    try:
+        upstream = socket.create_connection((address, int(port)), timeout=10)
+    except OSError:
+        # Answer at once (a .well-known probe to port 443 must fail fast).
+        client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        client.close()
+        return
     upstream.settimeout(None)
     client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
     threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
     relay(client, upstream)
+
+
+def start(host: Any, port: int, log: Path) -> subprocess.Popen[str]:
+    """Run the proxy on ``host``'s address (a v6s_netns Host) and wait until it listens."""
+    log.touch()
+    proxy = subprocess.Popen(
+        [*host.exec_prefix(), sys.executable, __file__, str(host.address), str(port), str(log)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+    return proxy
 
 
 def main() -> None:

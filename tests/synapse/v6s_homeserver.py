@@ -96,11 +96,14 @@ class Homeserver:
         extra_listeners: list[Any] | None = None,
         server_name: str | None = None,
         ca_dir: Path | None = None,
+        dns_records: dict[str, str] | None = None,
     ) -> None:
         self.host = host
         self.address = host.address
         self.server_name = server_name or encode(self.address)
         self.ca_dir = ca_dir
+        # AAAA records the namespace's DNS recorder answers (name -> address).
+        self.dns_records = dns_records
         self.data_dir = data_dir
         self.log_path = data_dir / "homeserver.log"
         self.dns_log = data_dir / "dns-queries.log"

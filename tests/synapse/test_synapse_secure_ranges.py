@@ -1,0 +1,207 @@
+"""Secure ranges for server names whose address comes from DNS (or a literal).
+
+N is a homeserver with the DNS server name ``hs-j.v6.test`` and a
+self-signed certificate for it; the dialling homeservers' DNS recorders
+answer that name with N's mesh address. The range decision must bind to the
+address the connection really reaches, not to the name:
+
+- K has ``trust_any_certificate: true`` over N's address: federation works;
+  the same range trusts B's IPv6-literal server name, and a DNS name that
+  resolves outside every range keeps stock verification;
+- L has the range with ``trust_any_certificate: false``: stock
+  verification refuses N's self-signed certificate;
+- M has K's range but reaches N through an HTTP CONNECT proxy on its own
+  address: the TCP peer is outside the range, so stock verification applies;
+- K has a ``tls: off`` range over L: a DNS name resolving there still gets
+  TLS (Synapse picks TLS before it resolves), and the module says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from subprocess import Popen
+
+import pytest
+
+pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
+import v6s_connect_proxy
+from v6s_homeserver import Homeserver, quote
+from v6s_matrix import has_message, send, shared_room
+from v6s_netns import Mesh
+
+pytestmark = pytest.mark.integration
+
+N_NAME = "hs-j.v6.test"
+ELSEWHERE = "elsewhere.v6.test"  # resolves to A: outside every range of K
+PLAIN = "plain.v6.test"  # resolves to L: inside K's `tls: off` range
+PROXY_PORT = 18402
+
+
+def _profile(hs: Homeserver, token: str, user_id: str) -> tuple[int, object]:
+    return hs.request("GET", f"/_matrix/client/v3/profile/{quote(user_id)}", token=token)
+
+
+def _range(address: object, **settings: object) -> dict[str, object]:
+    return {"cidr": f"{address}/128", **settings}
+
+
+class Servers:
+    def __init__(self, n: Homeserver, k: Homeserver, l_: Homeserver, m: Homeserver) -> None:
+        self.n, self.k, self.l, self.m = n, k, l_, m
+        self.tokens = {hs.server_name: hs.register("user") for hs in (n, k, l_, m)}
+        self.proxy_log = m.data_dir / "proxy.log"
+
+    def token(self, hs: Homeserver) -> str:
+        return self.tokens[hs.server_name]
+
+
+@pytest.fixture(scope="module")
+def servers(
+    mesh: Mesh,
+    pair: tuple[Homeserver, Homeserver],
+    start_homeservers: Callable[..., list[Homeserver]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Servers]:
+    a, b = pair
+    j, k, l_, m = (mesh[name] for name in ("j", "k", "l", "m"))
+    n_range = _range(j.address, tls="required", trust_any_certificate=True)
+    k_config = {
+        "secure_ranges": [n_range, _range(b.address), _range(l_.address, tls="off")],
+    }
+    l_config = {"secure_ranges": [_range(j.address, trust_any_certificate=False)]}
+    m_data: Path = tmp_path_factory.mktemp("hs-m")
+    proxy: Popen[str] | None = None
+    try:
+        n, k_hs, l_hs, m_hs = start_homeservers(
+            Homeserver(j, tmp_path_factory.mktemp("hs-n"), server_name=N_NAME),
+            Homeserver(
+                k,
+                tmp_path_factory.mktemp("hs-k"),
+                module_config=k_config,
+                dns_records={
+                    N_NAME: str(j.address),
+                    ELSEWHERE: str(a.address),
+                    PLAIN: str(l_.address),
+                },
+            ),
+            Homeserver(
+                l_,
+                tmp_path_factory.mktemp("hs-l"),
+                module_config=l_config,
+                dns_records={N_NAME: str(j.address)},
+            ),
+            Homeserver(
+                m,
+                m_data,
+                module_config={"secure_ranges": [n_range]},
+                dns_records={N_NAME: str(j.address)},
+                env={"HTTPS_PROXY": f"http://[{m.address}]:{PROXY_PORT}", "NO_PROXY": ""},
+            ),
+        )
+        # After M's DNS recorder: `ip netns exec` binds the resolv.conf at start.
+        proxy = v6s_connect_proxy.start(m, PROXY_PORT, m_data / "proxy.log")
+        yield Servers(n, k_hs, l_hs, m_hs)
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+
+
+def test_dns_name_in_trust_any_range_federates(servers: Servers) -> None:
+    n, k = servers.n, servers.k
+    room_id = shared_room(k, servers.token(k), n, servers.token(n), "user")
+    send(k, servers.token(k), room_id, "from k to the DNS-named server")
+    n.wait_for("K's message", lambda: has_message(n, servers.token(n), room_id,
+               "from k to the DNS-named server"))  # fmt: skip
+    send(n, servers.token(n), room_id, "from the DNS-named server to k")
+    k.wait_for("N's message", lambda: has_message(k, servers.token(k), room_id,
+               "from the DNS-named server to k"))  # fmt: skip
+    # The name went through DNS, and the certificate was lifted for N's address.
+    assert N_NAME in k.dns_log.read_text().split()
+    k.wait_for_log(
+        rf"v6alt: TLS peer {re.escape(str(n.address))} accepted for {re.escape(N_NAME)} "
+        rf"without CA check \(any: secure range {re.escape(str(n.address))}/128\)"
+    )
+
+
+def test_dns_name_in_range_without_certificate_trust_is_refused(servers: Servers) -> None:
+    n, l_ = servers.n, servers.l
+    mark, n_mark = l_.log_mark(), n.log_mark()
+    status, body = _profile(l_, servers.token(l_), n.user_id("user"))
+    assert status >= 400, body
+    l_.wait_for_log(
+        rf"\[{re.escape(N_NAME)}\] Request failed: .*certificate verify failed", start=mark
+    )
+    assert "TLS peer" not in l_.log_text()[mark:]
+    assert "query/profile" not in n.log_text()[n_mark:]
+
+
+def test_range_trust_binds_to_the_connected_peer_not_the_name(servers: Servers) -> None:
+    n, m = servers.n, servers.m
+    mark, n_mark = m.log_mark(), n.log_mark()
+    status, body = _profile(m, servers.token(m), n.user_id("user"))
+    assert status >= 400, body
+    m.wait_for_log(
+        rf"\[{re.escape(N_NAME)}\] Request failed: .*certificate verify failed", start=mark
+    )
+    # The tunnel reached N: the refusal is the peer check at M's own (proxy) address.
+    assert f"CONNECT {N_NAME}:8448" in servers.proxy_log.read_text()
+    assert "TLS peer" not in m.log_text()[mark:]
+    assert "query/profile" not in n.log_text()[n_mark:]
+
+
+def test_dns_name_outside_every_range_keeps_stock_verification(
+    pair: tuple[Homeserver, Homeserver], servers: Servers
+) -> None:
+    a, _ = pair
+    k = servers.k
+    mark, a_mark = k.log_mark(), a.log_mark()
+    status, body = _profile(k, servers.token(k), f"@alice:{ELSEWHERE}")
+    assert status >= 400, body
+    k.wait_for_log(
+        rf"\[{re.escape(ELSEWHERE)}\] Request failed: .*certificate verify failed", start=mark
+    )
+    assert "TLS peer" not in k.log_text()[mark:]
+    assert "query/profile" not in a.log_text()[a_mark:]
+
+
+def test_ipv6_literal_server_name_in_trust_any_range(
+    pair: tuple[Homeserver, Homeserver], servers: Servers
+) -> None:
+    _, b = pair
+    k = servers.k
+    mark, b_mark = k.log_mark(), b.log_mark()
+    # B is not that server name, so it refuses the request: it must still arrive
+    # over TLS with B's self-signed certificate accepted.
+    _profile(k, servers.token(k), f"@bob:[{b.address}]")
+    k.wait_for_log(
+        rf"v6alt: TLS peer {re.escape(str(b.address))} accepted for "
+        rf"\[{re.escape(str(b.address))}\] without CA check \(any: ",
+        start=mark,
+    )
+    b.wait_for_log(
+        r"synapse\.access\.https?\.8448 - INFO - "
+        + re.escape(str(k.address))
+        + r".*query/profile\?user_id=%40bob%3A%5B",
+        start=b_mark,
+    )
+
+
+def test_dns_name_into_a_tls_off_range_still_uses_tls(servers: Servers) -> None:
+    k, l_ = servers.k, servers.l
+    mark, l_mark = k.log_mark(), l_.log_mark()
+    _profile(k, servers.token(k), f"@user:{PLAIN}")
+    k.wait_for_log(
+        rf"v6alt: {re.escape(PLAIN)}: peer {re.escape(str(l_.address))} is in secure range "
+        rf"{re.escape(str(l_.address))}/128 \(tls: off\), but .* TLS is used",
+        start=mark,
+    )
+    # The range still trusts any certificate: the request reaches L's TLS listener.
+    l_.wait_for_log(
+        r"synapse\.access\.https?\.8448 - INFO - "
+        + re.escape(str(k.address))
+        + r".*query/profile\?user_id=%40user%3Aplain",
+        start=l_mark,
+    )
