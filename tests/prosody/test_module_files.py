@@ -30,8 +30,59 @@ def test_module_is_package_data() -> None:
 
 def test_prosody_module_path_prints_the_directory() -> None:
     code, out, err = run_cli("prosody-module-path")
-    assert (code, err) == (0, "")
+    assert code == 0
     assert (Path(out.strip()) / "mod_v6alt.lua").is_file()
+    # Silent unless the installed package is out of Prosody's reach.
+    blocked = module_path.unreachable_part(module_path.module_directory())
+    assert (err == "") is (blocked is None)
+
+
+def shipped_copy(root: Path) -> Path:
+    directory = root / "lua"
+    directory.mkdir(parents=True)
+    source = resources.files("v6alt.prosody_bridge") / "lua" / "mod_v6alt.lua"
+    (directory / "mod_v6alt.lua").write_bytes(source.read_bytes())
+    return directory
+
+
+def test_prosody_module_path_warns_when_prosody_cannot_read_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    directory = shipped_copy(private)
+    private.chmod(0o700)
+    monkeypatch.setattr(module_path, "module_directory", lambda: directory)
+    code, out, err = run_cli("prosody-module-path", "--json")
+    assert code == 0
+    assert json.loads(out)["readable_by_prosody"] is False
+    blocked = module_path.unreachable_part(directory)
+    assert blocked is not None and private.is_relative_to(blocked)
+    assert f"cannot read {directory}: {blocked} is closed to other users" in err
+    assert "--install DIR" in err
+
+
+def test_prosody_module_path_install_copies_the_module(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    directory = shipped_copy(private)
+    private.chmod(0o700)
+    monkeypatch.setattr(module_path, "module_directory", lambda: directory)
+    target = tmp_path / "prosody-modules"
+    code, out, err = run_cli("prosody-module-path", "--install", str(target))
+    assert (code, out.strip()) == (0, str(target))
+    installed = target / "mod_v6alt.lua"
+    assert installed.read_bytes() == (private / "lua" / "mod_v6alt.lua").read_bytes()
+    assert installed.stat().st_mode & 0o777 == 0o644
+    assert module_path.unreachable_part(target) is None or err != ""
+
+
+def test_prosody_module_path_install_reports_a_target_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run_cli("prosody-module-path", "--install", str(blocker / "sub"))
+    assert code == 1
+    assert err.startswith(f"v6alt: prosody-module-path: cannot install into {blocker / 'sub'}")
 
 
 def test_prosody_module_path_json() -> None:
