@@ -16,15 +16,22 @@ from .codec import (
     to_address,
     to_reverse_pointer,
 )
+from .config import Config, ConfigError, load_config, parse_config
 from .errors import V6AltError, V6AltNameError
 from .names import HostKind, ServerName, parse_host, parse_matrix_server_name, parse_xmpp_domain
+from .policy import DialDecision, Policy, Trust
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SUFFIX",
+    "Config",
+    "ConfigError",
+    "DialDecision",
     "HostKind",
+    "Policy",
     "ServerName",
+    "Trust",
     "V6AltError",
     "V6AltNameError",
     "__version__",
@@ -34,6 +41,8 @@ __all__ = [
     "encode_label",
     "from_reverse_pointer",
     "is_canonical_label",
+    "load_config",
+    "parse_config",
     "parse_host",
     "parse_matrix_server_name",
     "parse_xmpp_domain",
