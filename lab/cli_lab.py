@@ -34,7 +34,8 @@ _EPILOG: Final = """\
 commands:
   up      create N hosts (network namespaces v6lab-a, v6lab-b, ...) joined by veth
           links, start a Yggdrasil node in each, wait until every host reaches
-          every other over Yggdrasil; a lab already up is reported, not duplicated
+          every other over Yggdrasil; a lab already up is reported, not duplicated;
+          --with xmpp also runs a v6alt sidecar and Prosody 13 (mod_v6alt) per host
   status  each host's namespace, Yggdrasil address, v6.alt name and peers
   down    stop the nodes and delete what the lab recorded making (only that)
 
@@ -92,6 +93,15 @@ def register(subparsers: SubParsers) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"seconds to wait for the mesh (default {DEFAULT_TIMEOUT:g})",
+    )
+    up.add_argument(
+        "--with",
+        dest="services",
+        action="append",
+        choices=("xmpp",),
+        default=[],
+        help="also run servers on every host; xmpp: a v6alt sidecar and a Prosody 13 with "
+        "mod_v6alt for the host's <label>.v6.alt domain (MUC on groups.<label>.v6.alt)",
     )
     up.set_defaults(handler=_run_up)
 
@@ -161,10 +171,28 @@ def _run_up(args: argparse.Namespace, streams: Streams) -> int:
             if topology is None:
                 topology = existing.topology if existing else "chain"
         lab.up(nodes=nodes, topology=topology, timeout=args.timeout)
+        sites = []
+        if "xmpp" in args.services:
+            from .services import start_xmpp  # Prosody and the sidecar only when asked for
+
+            sites = start_xmpp(lab)
         status = lab.status()
     except LabError as error:
         return _fail(streams, error, error.exit_code)
-    _print_status(status, streams, args.json)
+    if args.json:
+        data = status.to_dict()
+        data["xmpp"] = [
+            {"host": s.host.host, "domain": s.domain, "muc": s.muc_domain, "dir": str(s.files.tree)}
+            for s in sites
+        ]
+        dump_json(data, streams.stdout)
+    else:
+        _print_status(status, streams, False)
+        for site in sites:
+            streams.stdout.write(
+                f"xmpp {site.host.host}: {site.domain} (MUC {site.muc_domain}), c2s [::1]:5222 "
+                f"inside {site.host.netns}, files {site.files.tree}\n"
+            )
     return EXIT_OK if status.healthy else EXIT_CHECK_FAILED
 
 

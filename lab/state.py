@@ -21,7 +21,15 @@ from typing import Any, Final, TypeVar
 
 from .errors import LabError, LabStateError
 
-__all__ = ["STATE_VERSION", "HostRecord", "LabLock", "LabState", "LinkRecord", "load_state"]
+__all__ = [
+    "STATE_VERSION",
+    "HostRecord",
+    "LabLock",
+    "LabState",
+    "LinkRecord",
+    "ServiceRecord",
+    "load_state",
+]
 
 STATE_VERSION: Final = 1
 STATE_FILE: Final = "state.json"
@@ -61,6 +69,24 @@ class LinkRecord:
 
 
 @dataclass
+class ServiceRecord:
+    """One process the lab runs on a host besides Yggdrasil (a sidecar, a Prosody).
+
+    ``marker`` is a path in the process's command line (its config file), so a
+    recycled pid is never signalled. ``tree`` is a directory the lab created
+    empty for this service alone (config, certificate, data, logs); ``down``
+    removes it with everything in it once the process is stopped.
+    """
+
+    host: str
+    kind: str
+    marker: str
+    tree: str | None = None
+    pid: int | None = None
+    pid_start: int | None = None
+
+
+@dataclass
 class LabState:
     prefix: str
     topology: str
@@ -74,6 +100,7 @@ class LabState:
     hosts: list[HostRecord] = field(default_factory=list)
     links: list[LinkRecord] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)  # shared directories the lab made
+    services: list[ServiceRecord] = field(default_factory=list)  # stopped first by ``down``
 
     def host(self, name: str) -> HostRecord:
         for record in self.hosts:
@@ -102,9 +129,10 @@ class LabState:
             raise LabStateError(f"state version {data.get('version')!r} is not {STATE_VERSION}")
         hosts = [_build(HostRecord, h) for h in _list(data, "hosts")]
         links = [_build(LinkRecord, lk) for lk in _list(data, "links")]
-        base = {k: v for k, v in data.items() if k not in ("hosts", "links")}
+        services = [_build(ServiceRecord, sv) for sv in _list(data, "services")]
+        base = {k: v for k, v in data.items() if k not in ("hosts", "links", "services")}
         state = _build(cls, base)
-        state.hosts, state.links = hosts, links
+        state.hosts, state.links, state.services = hosts, links, services
         return state
 
 
@@ -124,6 +152,7 @@ _TYPES: Final[dict[str, tuple[type, ...]]] = {
     "float": (float, int),
     "list[HostRecord]": (list,),
     "list[LinkRecord]": (list,),
+    "list[ServiceRecord]": (list,),
     "list[str]": (list,),
 }
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LabCommandError, LabError
 from .netns import delete_link, delete_netns, link_exists, netns_inode
 from .procs import process_start_time, stop_process
-from .state import HostRecord, LabState, LinkRecord
+from .state import HostRecord, LabState, LinkRecord, ServiceRecord
 
-__all__ = ["TeardownReport", "teardown"]
+__all__ = ["TeardownReport", "stop_services", "teardown"]
 
 Progress = Callable[[str], None]
 
@@ -59,6 +60,73 @@ def _stop(record: HostRecord, report: TeardownReport, progress: Progress) -> Non
         report.left_alone.append(
             f"pid {record.pid}: no longer the yggdrasil this lab started; not signalled"
         )
+
+
+def _stop_service(
+    service: ServiceRecord, run_dir: str, report: TeardownReport, progress: Progress
+) -> bool:
+    """Stop one service process and remove its tree; True once nothing of it is left."""
+    label = f"{service.host}: {service.kind}"
+    if service.pid is not None and service.pid_start is not None:
+        if process_start_time(service.pid) == service.pid_start:
+            if stop_process(service.pid, service.pid_start, service.marker):
+                report.stopped.append(f"{label} pid {service.pid}")
+                progress(f"{label}: stopped (pid {service.pid})")
+            else:
+                report.left_alone.append(
+                    f"pid {service.pid}: no longer the {service.kind} this lab started; "
+                    "not signalled"
+                )
+        service.pid = service.pid_start = None
+    if service.tree is None:
+        return True
+    tree = Path(service.tree)
+    # Only a real directory inside the lab's run directory is ever removed recursively.
+    if tree.is_symlink() or Path(run_dir).absolute() not in tree.absolute().parents:
+        report.left_alone.append(f"{tree}: not a directory inside {run_dir}; not removed")
+    else:
+        try:
+            shutil.rmtree(tree)
+            report.removed_files.append(f"{tree}/")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            report.failed.append(f"{tree}: {exc.strerror}")
+            return False
+    service.tree = None
+    return True
+
+
+def _stop_services(
+    state: LabState,
+    report: TeardownReport,
+    progress: Progress,
+    kinds: Collection[str] | None = None,
+) -> None:
+    """Servers first, in reverse order of start (Prosody before the sidecar it asks).
+
+    ``kinds`` limits it to those services (``None``: all); the others stay recorded.
+    """
+    remaining = []
+    for service in reversed(state.services):
+        selected = kinds is None or service.kind in kinds
+        if not selected or not _stop_service(service, state.run_dir, report, progress):
+            remaining.append(service)
+    state.services = remaining[::-1]
+
+
+def stop_services(
+    state: LabState, state_path: Path, progress: Progress, kinds: Collection[str] | None = None
+) -> TeardownReport:
+    """Stop the services (of ``kinds``, or all); the lab stays up, the state keeps the rest."""
+    report = TeardownReport()
+    _stop_services(state, report, progress, kinds)
+    for item in report.left_alone:
+        progress(f"left alone: {item}")
+    state.save(state_path)
+    if report.failed:
+        raise LabError("could not remove: " + "; ".join(report.failed))
+    return report
 
 
 def _delete_link(
@@ -152,6 +220,7 @@ def teardown(state: LabState, state_path: Path, progress: Progress) -> TeardownR
     was not touched and why.
     """
     report = TeardownReport()
+    _stop_services(state, report, progress)
     for record in state.hosts:
         _stop(record, report, progress)
         record.pid = record.pid_start = None

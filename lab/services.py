@@ -1,0 +1,292 @@
+"""Servers on lab hosts: per host a ``v6alt sidecar`` and a Prosody 13 with mod_v6alt.
+
+Each host serves the XMPP domain ``<label>.v6.alt`` (its own v6.alt name) and
+a MUC component on ``groups.<label>.v6.alt``. Everything is recorded in the
+lab's state file the moment it is made (a :class:`ServiceRecord` per
+process, the site's directory as the sidecar record's ``tree``), so
+``v6alt lab down`` stops the servers and removes their files like the rest::
+
+    lab = Lab(); lab.up(nodes=2)
+    a, b = start_xmpp(lab)                 # list[XmppSite], one per host
+    alice = a.register("alice", "pw")      # "alice@<label-a>.v6.alt"
+    lab.down()                             # stops Prosody and the sidecars too
+
+Prosody will not run as root: it runs as the ``prosody`` user (``setpriv``
+execs it, so the recorded pid is Prosody's own). For that user to reach its
+files, the run directory and the host directories get mode 0711 (enter, not
+list).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Final
+
+from .errors import LabEnvironmentError, LabError, LabNotUpError, LabTimeoutError
+from .host import LabHost
+from .interrupts import Interrupts
+from .lab import Lab
+from .netns import find_tool, netns_exec_argv
+from .procs import is_our_process, process_start_time
+from .state import LabLock, LabState, ServiceRecord
+from .teardown import TeardownReport, stop_services
+from .xmpp_files import DNS_LISTEN, LOOKUP_LISTEN, PROSODY_USER, SiteFiles, write_site_files
+
+__all__ = [
+    "SERVICES",
+    "XMPP_KINDS",
+    "XmppSite",
+    "check_xmpp_tools",
+    "start_xmpp",
+    "stop_xmpp",
+    "xmpp_sites",
+]
+
+SERVICES: Final = ("xmpp",)
+XMPP_KINDS: Final = ("sidecar", "prosody")  # the ServiceRecord kinds start_xmpp makes
+STARTUP_TIMEOUT: Final = 30.0
+_READY_SIDECAR: Final = "v6alt sidecar ready"
+_READY_PROSODY: Final = "Activated service 's2s'"
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class XmppSite:
+    """The XMPP server of one lab host: domain, MUC domain and its files."""
+
+    host: LabHost
+    files: SiteFiles
+
+    @property
+    def domain(self) -> str:
+        return self.files.domain
+
+    @property
+    def muc_domain(self) -> str:
+        return f"groups.{self.domain}"
+
+    def _as_prosody(self, command: Sequence[str]) -> list[str]:
+        return netns_exec_argv(self.host.netns, [*_setpriv(), *command])
+
+    def register(self, user: str, password: str) -> str:
+        """Create an account with ``prosodyctl register``; returns the JID."""
+        argv = self._as_prosody(
+            ["prosodyctl", "--config", str(self.files.prosody_config), "register", user,
+             self.domain, password]
+        )  # fmt: skip
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+        )
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise LabError(
+                f"{self.host.host}: prosodyctl register {user}@{self.domain} failed: "
+                + (detail[-1] if detail else f"exit {proc.returncode}")
+            )
+        return f"{user}@{self.domain}"
+
+    def prosody_log(self) -> str:
+        path = self.files.prosody_log
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _setpriv() -> list[str]:
+    return ["setpriv", f"--reuid={PROSODY_USER}", f"--regid={PROSODY_USER}", "--init-groups"]
+
+
+def check_xmpp_tools() -> None:
+    """Prosody 13, openssl, setpriv, the prosody user and Twisted (for the sidecar)."""
+    find_tool("prosody", "prosody", "apt-get install -t bookworm-backports prosody")
+    find_tool("prosodyctl", "prosody", "apt-get install -t bookworm-backports prosody")
+    find_tool("openssl", "openssl", "apt-get install openssl")
+    find_tool("setpriv", "util-linux", "apt-get install util-linux")
+    try:
+        pwd.getpwnam(PROSODY_USER)
+    except KeyError:
+        raise LabEnvironmentError(
+            f"there is no {PROSODY_USER!r} user; install the prosody package"
+        ) from None
+    if find_spec("twisted") is None:
+        raise LabEnvironmentError(
+            "the sidecar needs Twisted; install it with: pip install 'v6alt[sidecar]'"
+        )
+
+
+def _domain(host: LabHost) -> str:
+    return host.name
+
+
+def xmpp_sites(lab: Lab) -> list[XmppSite]:
+    """The XMPP sites of a lab whose services are up (e.g. started by ``lab up --with xmpp``)."""
+    state = lab.load_state()
+    if state is None or not state.complete:
+        raise LabNotUpError(f"no lab is up (no complete state in {lab.state_path})")
+    trees = {s.host: s.tree for s in state.services if s.kind == "sidecar" and s.tree}
+    sites = []
+    for host in lab.hosts():
+        tree = trees.get(host.host)
+        if tree is None:
+            raise LabNotUpError(f"{host.host}: no XMPP server runs (start it with --with xmpp)")
+        sites.append(XmppSite(host, SiteFiles(Path(tree), _domain(host))))
+    return sites
+
+
+def _running(state: LabState) -> bool:
+    """Every host has its sidecar and Prosody, and all of them still run."""
+    ours = [s for s in state.services if s.kind in XMPP_KINDS]
+    wanted = {(h.host, k) for h in state.hosts for k in XMPP_KINDS}
+    return {(s.host, s.kind) for s in ours} == wanted and all(
+        s.pid is not None
+        and s.pid_start is not None
+        and is_our_process(s.pid, s.pid_start, s.marker)
+        for s in ours
+    )
+
+
+def start_xmpp(lab: Lab, timeout: float = STARTUP_TIMEOUT) -> list[XmppSite]:
+    """Start a sidecar and a Prosody on every host of the lab that is up; wait until ready.
+
+    Idempotent: when they all run already, nothing changes. When some are
+    missing or dead, all of them are stopped and started again. On failure
+    the ones started so far are stopped. The lab and other services (a
+    homeserver) are left as they are.
+    """
+    lab.require_root()
+    check_xmpp_tools()
+    hosts = lab.hosts()
+    with LabLock(lab.run_dir), Interrupts() as guard:
+        state = lab.load_state()
+        if state is None or not state.complete:
+            raise LabNotUpError("no lab is up")
+        if _running(state):
+            lab.progress("XMPP servers already running; nothing to do")
+            return xmpp_sites(lab)
+        if any(s.kind in XMPP_KINDS for s in state.services):
+            with guard.critical():
+                stop_services(state, lab.state_path, lab.progress, XMPP_KINDS)
+        _open_run_dirs(state)
+        starter = _Starter(lab, state, guard)
+        try:
+            for host in hosts:
+                starter.start_site(host, time.monotonic() + timeout)
+        except BaseException as exc:
+            lab.progress(f"XMPP start failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            with guard.critical():
+                stop_services(state, lab.state_path, lab.progress, XMPP_KINDS)
+            raise
+    return xmpp_sites(lab)
+
+
+def stop_xmpp(lab: Lab) -> TeardownReport:
+    """Stop the sidecars and Prosody servers and remove their files; the lab stays up."""
+    lab.require_root()
+    with LabLock(lab.run_dir), Interrupts() as guard, guard.critical():
+        state = lab.load_state()
+        if state is None:
+            return TeardownReport()
+        return stop_services(state, lab.state_path, lab.progress, XMPP_KINDS)
+
+
+def _open_run_dirs(state: LabState) -> None:
+    """Let the prosody user enter (not list) the directories above its site trees."""
+    run_dir = Path(state.run_dir)
+    for directory in (run_dir, run_dir / "hosts", *(Path(h.dir) for h in state.hosts if h.dir)):
+        os.chmod(directory, 0o711)
+
+
+class _Starter:
+    def __init__(self, lab: Lab, state: LabState, guard: Interrupts) -> None:
+        self.lab, self.state, self.guard = lab, state, guard
+
+    def _save(self) -> None:
+        self.state.save(self.lab.state_path)
+
+    def start_site(self, host: LabHost, deadline: float) -> None:
+        record = self.state.host(host.host)
+        assert record.dir is not None
+        files = SiteFiles(Path(record.dir) / "xmpp", _domain(host))
+        sidecar = ServiceRecord(host=host.host, kind="sidecar", marker=str(files.sidecar_config))
+        with self.guard.critical():
+            self.state.services.append(sidecar)
+            files.tree.mkdir(mode=0o755)  # exists -> error: not ours to reuse
+            sidecar.tree = str(files.tree)
+            self._save()
+        write_site_files(files)
+        self._spawn(
+            sidecar,
+            host,
+            [sys.executable, "-m", "v6alt", "sidecar", "--config", str(files.sidecar_config),
+             "--dns", DNS_LISTEN, "--lookup", LOOKUP_LISTEN],
+            files.sidecar_log,
+        )  # fmt: skip
+        self._wait(sidecar, files.sidecar_log, _READY_SIDECAR, deadline)
+        self.lab.progress(
+            f"{host.host}: sidecar ready (pid {sidecar.pid}): DNS {DNS_LISTEN}, "
+            f"lookup {LOOKUP_LISTEN}"
+        )
+        prosody = ServiceRecord(host=host.host, kind="prosody", marker=str(files.prosody_config))
+        with self.guard.critical():
+            self.state.services.append(prosody)
+            self._save()
+        self._spawn(
+            prosody,
+            host,
+            [*_setpriv(), "prosody", "--config", str(files.prosody_config), "-F"],
+            files.prosody_output,
+        )
+        self._wait(prosody, files.prosody_log, _READY_PROSODY, deadline, files.prosody_output)
+        self.lab.progress(
+            f"{host.host}: prosody ready (pid {prosody.pid}): XMPP domain {files.domain}, "
+            f"MUC groups.{files.domain}"
+        )
+
+    def _spawn(
+        self, service: ServiceRecord, host: LabHost, command: list[str], output: Path
+    ) -> None:
+        # `ip netns exec` and `setpriv` both exec, so the pid is the server's own.
+        with self.guard.critical(), output.open("ab") as out:
+            proc = subprocess.Popen(
+                host.argv(command),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            service.pid = proc.pid
+            service.pid_start = process_start_time(proc.pid)
+            self._save()
+        _DETACHED.append(proc)
+
+    def _wait(
+        self,
+        service: ServiceRecord,
+        log: Path,
+        ready: str,
+        deadline: float,
+        output: Path | None = None,
+    ) -> None:
+        def tail() -> str:
+            texts = [p.read_text(errors="replace") for p in (output, log) if p and p.exists()]
+            lines = "\n".join(texts).strip().splitlines()[-8:]
+            return "\n  ".join(["", *lines]) if lines else ""
+
+        while True:
+            if service.pid is None or process_start_time(service.pid) != service.pid_start:
+                raise LabError(f"{service.host}: {service.kind} exited{tail()}")
+            if log.exists() and ready in log.read_text(errors="replace"):
+                return
+            if time.monotonic() > deadline:
+                raise LabTimeoutError(
+                    f"timed out waiting for {service.kind} on {service.host}{tail()}"
+                )
+            time.sleep(0.1)

@@ -1,0 +1,159 @@
+"""The files of a lab homeserver: homeserver.yaml, certificate, signing key, log config.
+
+The homeserver.yaml is the documented snippet (docs/synapse-homeserver.yaml:
+federation on ``[mesh address]:8448`` with TLS, ``trusted_key_servers: []``,
+the v6alt module with the default config) plus what a disposable lab server
+needs: SQLite, a registration shared secret, the client API on a unix socket
+in its directory (reached from any namespace through the file system), and
+rate limits that let a test send bursts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+__all__ = ["FEDERATION_PORT", "HomeserverFiles", "documented_settings", "write_homeserver_files"]
+
+FEDERATION_PORT: Final = 8448
+
+_LOG_CONFIG: Final = """\
+version: 1
+formatters:
+  plain:
+    format: "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+handlers:
+  file:
+    class: logging.FileHandler
+    filename: "{log}"
+    formatter: plain
+loggers:
+  v6alt: {{level: DEBUG}}
+  synapse.storage.SQL: {{level: WARNING}}
+root:
+  level: INFO
+  handlers: [file]
+disable_existing_loggers: false
+"""
+
+
+@dataclass(frozen=True)
+class HomeserverFiles:
+    """Where one lab homeserver keeps everything (its own directory, removed by ``down``)."""
+
+    tree: Path
+    server_name: str
+
+    @property
+    def config(self) -> Path:
+        return self.tree / "homeserver.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.tree / "homeserver.log"
+
+    @property
+    def output(self) -> Path:
+        return self.tree / "stdout.log"
+
+    @property
+    def client_socket(self) -> Path:
+        return self.tree / "client.sock"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.tree / "registration-secret"
+
+    def secret(self) -> str:
+        return self.secret_file.read_text().strip()
+
+
+def documented_settings(
+    server_name: str, mesh_address: IPv6Address, certificate: Path, key: Path
+) -> dict[str, Any]:
+    """Exactly the settings docs/synapse-homeserver.yaml documents, filled in."""
+    return {
+        "server_name": server_name,
+        "listeners": [
+            {
+                "port": FEDERATION_PORT,
+                "bind_addresses": [str(mesh_address)],
+                "type": "http",
+                "tls": True,
+                "resources": [{"names": ["federation"]}],
+            }
+        ],
+        "tls_certificate_path": str(certificate),
+        "tls_private_key_path": str(key),
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": True,
+        "modules": [
+            {
+                "module": "v6alt.synapse_module.V6AltFederation",
+                "config": {
+                    "ranges": {"allow": ["200::/7", "2000::/3"], "cjdns": False},
+                    "ip_bound_trust": True,
+                    "synapse": {"inbound_ip_binding": "log"},
+                },
+            }
+        ],
+    }
+
+
+def _lab_settings(files: HomeserverFiles, secret: str) -> dict[str, Any]:
+    tree = files.tree
+    limit = {"per_second": 100, "burst_count": 100}
+    return {
+        "pid_file": str(tree / "homeserver.pid"),
+        "signing_key_path": str(tree / "signing.key"),
+        "media_store_path": str(tree / "media"),
+        "log_config": str(tree / "log.yaml"),
+        "report_stats": False,
+        "registration_shared_secret": secret,
+        "enable_metrics": False,
+        "use_presence": False,
+        "database": {"name": "sqlite3", "args": {"database": str(tree / "homeserver.db")}},
+        "rc_message": limit,
+        "rc_joins": {"local": limit, "remote": limit},
+        "rc_invites": {"per_room": limit, "per_user": limit},
+        "rc_federation": {"window_size": 1000, "sleep_limit": 100, "reject_limit": 1000},
+    }
+
+
+def _self_signed_certificate(name: str, key: Path, certificate: Path) -> None:
+    # Peers do not check it: they trust the address they dialled (IP-bound trust).
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "365", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+
+
+def write_homeserver_files(files: HomeserverFiles, mesh_address: IPv6Address) -> None:
+    """Write config, certificate, signing key and secret into ``files.tree`` (already made)."""
+    from signedjson.key import generate_signing_key, write_signing_keys
+
+    tree = files.tree
+    _self_signed_certificate(files.server_name, tree / "tls.key", tree / "tls.crt")
+    with open(tree / "signing.key", "w") as stream:
+        write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
+    secret = secrets.token_hex(16)
+    files.secret_file.write_text(secret + "\n")
+    files.secret_file.chmod(0o600)
+    (tree / "log.yaml").write_text(_LOG_CONFIG.format(log=files.log))
+    config = documented_settings(
+        files.server_name, mesh_address, tree / "tls.crt", tree / "tls.key"
+    )
+    config["listeners"].append(
+        {"path": str(files.client_socket), "type": "http", "resources": [{"names": ["client"]}]}
+    )
+    config.update(_lab_settings(files, secret))
+    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    files.config.chmod(0o600)

@@ -1,0 +1,59 @@
+"""Lab homeservers are recorded in the lab's state: found again, reused, restarted, stopped.
+
+``v6alt lab down`` (the command, another process) must stop the homeservers
+and remove their directories, as it does for every other lab service.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from v6alt.lab.procs import process_start_time
+from v6alt.synapse_module.lab import lab_homeservers, start_homeserver
+
+from .matrix_support import MatrixMeshFactory, matrix_mesh
+
+__all__ = ["matrix_mesh"]
+
+pytestmark = pytest.mark.integration
+
+
+def test_recorded_reused_restarted_and_stopped_by_lab_down(
+    matrix_mesh: MatrixMeshFactory,
+) -> None:
+    mesh = matrix_mesh(nodes=2)
+    a, b = mesh.servers
+    lines: list[str] = []
+    assert {(s.host.host, s.pid) for s in lab_homeservers(mesh.lab)} == {
+        ("a", a.pid),
+        ("b", b.pid),
+    }
+    again = start_homeserver(mesh.lab, mesh.hosts[0], lines.append)
+    assert again.pid == a.pid and any("already running" in line for line in lines)
+
+    os.kill(b.pid, signal.SIGKILL)
+    while process_start_time(b.pid) is not None:
+        os.waitpid(b.pid, os.WNOHANG)
+    restarted = start_homeserver(mesh.lab, mesh.hosts[1], lines.append)
+    assert restarted.pid != b.pid and restarted.server_name == b.server_name
+    alice, bob = mesh.user(a), mesh.user(restarted)
+    room = alice.create_room(invite=[bob.user_id])
+    bob.join(room, timeout=120)
+
+    mesh.stop_captures()
+    shutil.rmtree(mesh.lab.run_dir / "captures")
+    down = subprocess.run(
+        [sys.executable, "-m", "v6alt", "lab", "down", "--run-dir", str(mesh.lab.run_dir),
+         "--prefix", mesh.lab.prefix],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert process_start_time(a.pid) is None and process_start_time(restarted.pid) is None
+    assert not a.files.tree.exists() and not restarted.files.tree.exists()
+    assert not mesh.lab.run_dir.exists()
