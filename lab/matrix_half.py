@@ -22,7 +22,14 @@ from typing import Final, Protocol
 
 from .host import LabHost
 
-__all__ = ["HOOK", "LabHomeserver", "MatrixHalf", "MatrixUser", "find_matrix_half"]
+__all__ = [
+    "HOOK",
+    "LabHomeserver",
+    "MatrixHalf",
+    "MatrixUser",
+    "find_matrix_half",
+    "synapse_installed",
+]
 
 HOOK: Final = ("v6alt.synapse_module.lab", "start_homeserver")
 
@@ -66,8 +73,15 @@ class MatrixHalf:
     reason: str
 
 
+def synapse_installed() -> bool:
+    """matrix-synapse is importable: a real package, not a folder named synapse
+    that happens to be on sys.path (as tests/synapse is under pytest)."""
+    spec = find_spec("synapse")
+    return spec is not None and spec.origin is not None
+
+
 def find_matrix_half() -> MatrixHalf:
-    if find_spec("synapse") is None:
+    if not synapse_installed():
         return MatrixHalf(None, "matrix-synapse not installed")
     module_name, function_name = HOOK
     try:

@@ -6,10 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
-from v6alt.lab.matrix_half import find_matrix_half
+from v6alt.lab.matrix_half import find_matrix_half, synapse_installed
 from v6alt.lab.netns import list_netns
 from v6alt.lab.procs import process_start_time
 
@@ -52,7 +51,7 @@ def test_demo_runs_and_leaves_nothing_behind(e2e_env: tuple[Path, str]) -> None:
     if half.start is None:  # said plainly, never faked
         assert f"Matrix half: skipped ({half.reason})" in result.stderr
         assert summary["matrix"] == {"ran": False, "reason": half.reason}
-        if find_spec("synapse") is None:
+        if not synapse_installed():
             assert half.reason == "matrix-synapse not installed"
     else:
         assert summary["matrix"]["ran"] is True
