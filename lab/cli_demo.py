@@ -1,9 +1,12 @@
 """``v6alt demo``: federate over v6.alt names on a two-host Yggdrasil mesh, step by step.
 
+Not root: only the Matrix half runs, two homeservers on ``[::1]``
+(:mod:`v6alt.synapse_module.loopback`), and the first line says why.
+
 Steps are printed as they happen (to stdout, or to stderr with ``--json``,
 which prints the result object on stdout). Exit status: 0 the demo ran; 1 a
-step failed (everything it made is removed unless ``--keep``); 2 bad usage,
-not root, or a package missing (the message names the install command);
+step failed (everything it made is removed unless ``--keep``); 2 bad usage
+or a package missing (the message names the install command);
 130 interrupted.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -35,7 +39,11 @@ what it does:
      are installed; otherwise says so
   then removes everything (or, with --keep, leaves it up and prints how to connect)
 
-exit status: 0 ok; 1 a step failed; 2 bad usage, not root or a package missing;
+not root: no namespaces or Yggdrasil, and Prosody cannot be started as its own
+  user, so only the Matrix half runs: two Synapses with the v6alt module on [::1],
+  server names a-e.v6.alt:18448 and a-e.v6.alt:18449, a room and a message across
+
+exit status: 0 ok; 1 a step failed; 2 bad usage, a package missing or a port taken;
   130 interrupted. See docs/lab.md ("v6alt demo").
 """
 
@@ -47,7 +55,8 @@ def register(subparsers: SubParsers) -> None:
         summary="two Yggdrasil hosts federating XMPP (and Matrix) over v6.alt names",
         description=(
             "Bring up two Yggdrasil hosts in network namespaces, an XMPP server on each,\n"
-            "send a message across using only v6.alt names, and tear it down (needs root)."
+            "send a message across using only v6.alt names, and tear it down (needs root;\n"
+            "without it, only the Matrix half runs, on loopback)."
         ),
         handler=_run,
         epilog=_EPILOG,
@@ -75,15 +84,14 @@ def register(subparsers: SubParsers) -> None:
 
 
 def _run(args: argparse.Namespace, streams: Streams) -> int:
-    reason = not_root_reason()
-    if reason is not None:
-        streams.stderr.write(f"{PROG} demo: {reason}\n")
-        return EXIT_USAGE
     shown = streams.stderr if args.json else streams.stdout
 
     def say(line: str) -> None:
         shown.write(line + "\n")
         shown.flush()
+
+    if not_root_reason() is not None:
+        return _run_on_loopback(args, streams, say)
 
     try:
         result = run_demo(
@@ -99,4 +107,29 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         dump_json(dataclasses.asdict(result), streams.stdout)
+    return EXIT_OK
+
+
+def _run_on_loopback(args: argparse.Namespace, streams: Streams, say: Callable[[str], None]) -> int:
+    """Not root: the Matrix half on [::1] (see docs/lab.md, "Without root")."""
+    try:
+        from v6alt.synapse_module.loopback import NOT_ROOT_REASON, result_dict, run_loopback_demo
+    except ImportError as error:  # the module imports Twisted and Synapse's helpers
+        streams.stderr.write(
+            f"{PROG} demo: not root, and the Matrix half on loopback cannot run either: "
+            f"{error}; install matrix-synapse (pip install matrix-synapse) or run as root\n"
+        )
+        return EXIT_USAGE
+    say(f"{PROG} demo: {NOT_ROOT_REASON}")
+    try:
+        result = run_loopback_demo(say, keep=args.keep, timeout=max(args.timeout, 120.0))
+    except LabError as error:
+        streams.stderr.write(f"{PROG} demo: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        left = "the homeservers are left up (--keep)" if args.keep else "everything was removed"
+        streams.stderr.write(f"{PROG} demo: interrupted; {left}\n")
+        return EXIT_INTERRUPTED
+    if args.json:
+        dump_json(result_dict(result), streams.stdout)
     return EXIT_OK

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -75,14 +76,18 @@ class HomeserverFiles:
 
 
 def documented_settings(
-    server_name: str, mesh_address: IPv6Address, certificate: Path, key: Path
+    server_name: str,
+    mesh_address: IPv6Address,
+    certificate: Path,
+    key: Path,
+    port: int = FEDERATION_PORT,
 ) -> dict[str, Any]:
     """Exactly the settings docs/synapse-homeserver.yaml documents, filled in."""
     return {
         "server_name": server_name,
         "listeners": [
             {
-                "port": FEDERATION_PORT,
+                "port": port,
                 "bind_addresses": [str(mesh_address)],
                 "type": "http",
                 "tls": True,
@@ -136,12 +141,29 @@ def _self_signed_certificate(name: str, key: Path, certificate: Path) -> None:
     )  # fmt: skip
 
 
-def write_homeserver_files(files: HomeserverFiles, mesh_address: IPv6Address) -> None:
-    """Write config, certificate, signing key and secret into ``files.tree`` (already made)."""
+def _lift_never_dial(config: dict[str, Any], unsafe_allow: Sequence[str]) -> None:
+    # Both gates must open: the module's never-dial list and Synapse's own blocklist.
+    module_ranges = config["modules"][0]["config"]["ranges"]
+    module_ranges["unsafe_allow"] = list(unsafe_allow)
+    config["ip_range_whitelist"] = list(unsafe_allow)
+
+
+def write_homeserver_files(
+    files: HomeserverFiles,
+    mesh_address: IPv6Address,
+    port: int = FEDERATION_PORT,
+    unsafe_allow: Sequence[str] = (),
+) -> None:
+    """Write config, certificate, signing key and secret into ``files.tree`` (already made).
+
+    ``port`` is the federation port; ``unsafe_allow`` lists never-dial CIDRs the
+    server may federate with anyway (``["::1/128"]`` for two servers on loopback).
+    """
     from signedjson.key import generate_signing_key, write_signing_keys
 
     tree = files.tree
-    _self_signed_certificate(files.server_name, tree / "tls.key", tree / "tls.crt")
+    host_name = files.server_name.partition(":")[0]  # a v6.alt name has no colon; a port may follow
+    _self_signed_certificate(host_name, tree / "tls.key", tree / "tls.crt")
     with open(tree / "signing.key", "w") as stream:
         write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
     secret = secrets.token_hex(16)
@@ -149,8 +171,10 @@ def write_homeserver_files(files: HomeserverFiles, mesh_address: IPv6Address) ->
     files.secret_file.chmod(0o600)
     (tree / "log.yaml").write_text(_LOG_CONFIG.format(log=files.log))
     config = documented_settings(
-        files.server_name, mesh_address, tree / "tls.crt", tree / "tls.key"
+        files.server_name, mesh_address, tree / "tls.crt", tree / "tls.key", port
     )
+    if unsafe_allow:
+        _lift_never_dial(config, unsafe_allow)
     config["listeners"].append(
         {"path": str(files.client_socket), "type": "http", "resources": [{"names": ["client"]}]}
     )

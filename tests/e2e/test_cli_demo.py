@@ -29,16 +29,23 @@ def test_demo_help_lists_the_steps() -> None:
         assert text in result.stdout
 
 
-def test_demo_without_root_says_why_and_exits_2(
+def test_demo_without_root_or_synapse_says_why_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # In-process with the euid faked: a real unprivileged user could not even
-    # import v6alt from tox's private (0700) virtualenv.
+    # import v6alt from tox's private (0700) virtualenv. Without root the demo
+    # falls back to Matrix on loopback (tests/e2e/test_demo_loopback.py); with
+    # matrix-synapse not importable that cannot run either, and it says so.
+    import v6alt.synapse_module.lab as synapse_lab
+
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(synapse_lab, "find_spec", lambda name: None)
     code = main(["demo"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2
-    assert err.startswith("v6alt demo: the lab needs root")
+    assert out.startswith("v6alt demo: not root, so no network namespaces or Yggdrasil")
+    assert "XMPP half is skipped because it needs root to start Prosody" in out
+    assert err.startswith("v6alt demo: matrix-synapse is not installed for ")
     assert len(err.strip().splitlines()) == 1
 
 
