@@ -22,6 +22,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
+from orphaned_labs import take_down_orphaned_labs
 
 from v6alt.lab import Lab, LabHost
 from v6alt.lab.netns import list_netns
@@ -60,16 +61,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def _remove_stale_labs() -> None:
-    """Take down labs of earlier runs whose test process died before clean-up."""
-    for run_dir in Path("/run").glob("v6alt-e2etest-*-*"):
-        match = re.fullmatch(r"v6alt-e2etest-(\d+)-(\d+)", run_dir.name)
-        if match is None or Path(f"/proc/{match[2]}").exists():
-            continue
-        shutil.rmtree(run_dir / "captures", ignore_errors=True)  # the tests' own, not the lab's
-        Lab(run_dir=run_dir, prefix=f"v6e-{match[1]}p{match[2]}-").down()
 
 
 @dataclass
@@ -122,7 +113,9 @@ def e2e_env() -> tuple[Path, str]:
 @pytest.fixture
 def mesh() -> Iterator[MeshFactory]:
     """``mesh(nodes=2, topology="chain")``: a lab, captures, then an XMPP server per host."""
-    _remove_stale_labs()
+    take_down_orphaned_labs(
+        "v6alt-e2etest-*-*", r"v6alt-e2etest-(?P<tag>\d+)-(?P<pid>\d+)", "v6e-{tag}p{pid}-"
+    )
     made: list[Mesh] = []
     labs: list[Lab] = []
 

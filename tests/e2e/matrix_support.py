@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
+from orphaned_labs import take_down_orphaned_labs
 
 from v6alt.lab import Lab, LabEnvironmentError, LabHost
 from v6alt.lab.netns import list_netns
@@ -50,16 +50,6 @@ def missing_for_matrix() -> str | None:
     except LabEnvironmentError as missing:
         return str(missing)
     return None
-
-
-def _remove_stale_labs() -> None:
-    """Take down Matrix test labs whose test process died before clean-up."""
-    for run_dir in Path("/run").glob("v6alt-e2em-*"):
-        match = re.fullmatch(r"v6alt-e2em-(\d+)", run_dir.name)
-        if match is None or Path(f"/proc/{match[1]}").exists():
-            continue
-        shutil.rmtree(run_dir / "captures", ignore_errors=True)  # the tests' own, not the lab's
-        Lab(run_dir=run_dir, prefix=f"v6m-{match[1]}-").down()
 
 
 @dataclass
@@ -110,7 +100,7 @@ def matrix_mesh() -> Iterator[MatrixMeshFactory]:
     reason = missing_for_matrix()
     if reason:
         pytest.skip(reason)
-    _remove_stale_labs()
+    take_down_orphaned_labs("v6alt-e2em-*", r"v6alt-e2em-(?P<pid>\d+)", "v6m-{pid}-")
     pid = os.getpid()
     lab = Lab(run_dir=Path("/run") / RUN_DIR_PATTERN.format(pid=pid), prefix=f"v6m-{pid}-")
     made: list[MatrixMesh] = []

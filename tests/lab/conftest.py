@@ -8,29 +8,15 @@ skip: CI installs it, and a lab test that silently does nothing proves nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lab_support import IS_ROOT, lab_ids, namespaces_with
+from orphaned_labs import take_down_orphaned_labs
 
 from v6alt.lab import Lab, LabEnvironmentError, LabHost
 from v6alt.lab.netns import find_tool
 from v6alt.lab.yggdrasil import find_yggdrasil
-
-
-def _remove_stale_test_labs() -> None:
-    """Take down labs of earlier test runs whose process died before its clean-up.
-
-    Only labs with a state file are touched, through ``down``, which removes
-    exactly what that state file records.
-    """
-    for run_dir in Path("/run").glob("v6alt-labtest-*-*"):
-        match = re.fullmatch(r"v6alt-labtest-([a-z])-(\d+)", run_dir.name)
-        if match is None or Path(f"/proc/{match[2]}").exists():
-            continue
-        Lab(run_dir=run_dir, prefix=f"v6lab-{match[1]}{match[2]}-").down()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +28,9 @@ def lab_tools() -> None:
     except LabEnvironmentError as exc:
         pytest.fail(f"lab tests cannot run: {exc}")
     if IS_ROOT:
-        _remove_stale_test_labs()
+        take_down_orphaned_labs(
+            "v6alt-labtest-*-*", r"v6alt-labtest-(?P<host>[a-z])-(?P<pid>\d+)", "v6lab-{host}{pid}-"
+        )
 
 
 def _make_lab(tag: str, messages: list[str]) -> Lab:
