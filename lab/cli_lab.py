@@ -1,8 +1,9 @@
 """``v6alt lab up | status | down``: the mesh lab from the command line.
 
-Progress lines go to stderr as each step finishes; the result (a host table,
-or JSON with ``--json``) goes to stdout. Exit status: 0 ok; 1 the lab is not
-up/healthy, a bring-up step failed or timed out, or a namespace it would
+Progress lines go to stderr as each step finishes; the result (a host table and
+a table of the servers on the hosts, or JSON with ``--json``) goes to stdout.
+Exit status: 0 ok; 1 the lab is not up/healthy (a recorded server that is not
+running counts), a bring-up step failed or timed out, or a namespace it would
 create belongs to someone else; 2 bad usage, not root, or ``ip``/``yggdrasil``
 missing (the message names the apt command).
 """
@@ -10,7 +11,7 @@ missing (the message names the apt command).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, TextIO
 
 from v6alt.cli_common import (
@@ -25,6 +26,7 @@ from v6alt.cli_common import (
 
 from .errors import LabError
 from .lab import DEFAULT_RUN_DIR, DEFAULT_TIMEOUT, Lab
+from .service_status import describe_endpoints
 from .status import LabStatus
 from .topology import DEFAULT_PREFIX, MAX_NODES, count_hosts
 
@@ -36,11 +38,13 @@ commands:
           links, start a Yggdrasil node in each, wait until every host reaches
           every other over Yggdrasil; a lab already up is reported, not duplicated;
           --with xmpp also runs a v6alt sidecar and Prosody 13 (mod_v6alt) per host
-  status  each host's namespace, Yggdrasil address, v6.alt name and peers
+  status  each host's namespace, Yggdrasil address, v6.alt name and peers, and the
+          servers started on it (kind, running or DOWN, pid, what to connect to)
   down    stop the nodes and delete what the lab recorded making (only that)
 
-exit status: 0 ok; 1 lab not up/healthy, a step failed, or a namespace is not
-  the lab's; 2 bad usage, not root, or a required package is missing.
+exit status: 0 ok; 1 lab not up/healthy (a recorded server down counts), a step
+  failed, or a namespace is not the lab's; 2 bad usage, not root, or a required
+  package is missing.
 see docs/lab.md.
 """
 
@@ -106,7 +110,10 @@ def register(subparsers: SubParsers) -> None:
     up.set_defaults(handler=_run_up)
 
     status = actions.add_parser(
-        "status", parents=[common], help="show the lab", description="Show the lab, checked live."
+        "status",
+        parents=[common],
+        help="show the lab and its servers",
+        description="Show the lab's hosts and the servers on them, checked live.",
     )
     status.set_defaults(handler=_run_status)
 
@@ -133,6 +140,13 @@ def _fail(streams: Streams, error: Exception, code: int) -> int:
     return code
 
 
+def _write_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+
+
 def _print_status(status: LabStatus, streams: Streams, as_json: bool) -> None:
     if as_json:
         dump_json(status.to_dict(), streams.stdout)
@@ -150,10 +164,16 @@ def _print_status(status: LabStatus, streams: Streams, as_json: bool) -> None:
     for h in status.hosts:
         peers = f"{','.join(h.peers_up) or '-'} ({len(h.peers_up)}/{len(h.peers_expected)})"
         rows.append((h.host, h.netns, h.ygg_address or "-", h.name or "-", peers))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
+    _write_table(rows, out)
+    services = [("HOST", "SERVICE", "STATE", "PID", "CONNECT (port N: on the host's address)")]
+    for h in status.hosts:
+        for s in h.services:
+            state = "running" if s.running else "DOWN"
+            pid = "-" if s.pid is None else str(s.pid)
+            where = describe_endpoints(s.endpoints, h.ygg_address)
+            services.append((h.host, s.kind, state, pid, where))
+    if len(services) > 1:
+        _write_table(services, out)
     for problem in status.problems:
         out.write(f"problem: {problem}\n")
 

@@ -144,7 +144,8 @@ class Lab:
                     f"({plan.topology}, {plan.prefix}*)"
                 )
             status = lab_status(existing, self.prefix, str(self.run_dir))
-            if status.healthy:
+            # A dead server on a host is its starter's to restart; only the mesh counts here.
+            if status.mesh_healthy:
                 self.was_already_up = True
                 self.progress(
                     f"lab is already up ({count_hosts(existing.nodes)}, {existing.topology}); "
@@ -246,7 +247,7 @@ class Lab:
         raise LabUsageError(f"the lab has no host {name!r}")
 
     def status(self) -> LabStatus:
-        """Each host's namespace, address, v6.alt name and peers, checked live."""
+        """Each host's namespace, address, v6.alt name, peers and servers, checked live."""
         self.require_root()
         return lab_status(self.load_state(), self.prefix, str(self.run_dir))
 

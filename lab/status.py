@@ -12,11 +12,12 @@ from v6alt.codec import encode
 from .errors import LabError
 from .netns import netns_inode
 from .procs import is_our_process
-from .state import HostRecord, LabState
+from .service_status import ServiceStatus, service_status
+from .state import HostRecord, LabState, ServiceRecord
 from .topology import plan_lab
 from .yggdrasil import AdminClient
 
-__all__ = ["HostStatus", "LabStatus", "lab_status"]
+__all__ = ["HostStatus", "LabStatus", "ServiceStatus", "lab_status"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,20 @@ class HostStatus:
     peers_expected: list[str]
     peers_up: list[str]
     problems: list[str] = field(default_factory=list)
+    services: list[ServiceStatus] = field(default_factory=list)  # in the order they were started
 
 
 @dataclass(frozen=True)
 class LabStatus:
-    """``up``: a complete bring-up is recorded; ``healthy``: and every check passes."""
+    """``up``: a complete bring-up is recorded; ``healthy``: and every check passes.
+
+    ``mesh_healthy`` leaves out the servers on the hosts: a dead XMPP server or
+    homeserver makes the lab unhealthy but is no reason to rebuild the mesh.
+    """
 
     up: bool
     healthy: bool
+    mesh_healthy: bool
     prefix: str
     topology: str | None
     nodes: int
@@ -51,8 +58,12 @@ class LabStatus:
 
 
 def _host_status(
-    record: HostRecord, expected: list[str], by_address: dict[IPv6Address, str]
+    record: HostRecord,
+    expected: list[str],
+    by_address: dict[IPv6Address, str],
+    services: list[ServiceRecord],
 ) -> HostStatus:
+    """The mesh checks of one host (``problems``), and its servers (``services``)."""
     problems: list[str] = []
     present = record.netns_inode is not None and netns_inode(record.netns) == record.netns_inode
     if not present:
@@ -93,22 +104,40 @@ def _host_status(
         peers_expected=expected,
         peers_up=sorted(peers_up),
         problems=problems,
+        services=[service_status(s, address) for s in services],
     )
 
 
 def lab_status(state: LabState | None, prefix: str, run_dir: str) -> LabStatus:
-    """Check every recorded host; a missing state means the lab is down."""
+    """Check every recorded host and server; a missing state means the lab is down."""
     if state is None:
-        return LabStatus(False, False, prefix, None, 0, run_dir, [], [])
+        return LabStatus(False, False, False, prefix, None, 0, run_dir, [], [])
     plan = plan_lab(state.nodes, state.topology, state.prefix)
     by_address = {IPv6Address(r.ygg_address): r.host for r in state.hosts if r.ygg_address}
-    hosts = [_host_status(r, list(plan.neighbours(r.host)), by_address) for r in state.hosts]
+    hosts = [
+        _host_status(
+            r,
+            list(plan.neighbours(r.host)),
+            by_address,
+            [s for s in state.services if s.host == r.host],
+        )
+        for r in state.hosts
+    ]
     problems = [f"{h.host}: {p}" for h in hosts for p in h.problems]
     if not state.complete:
         problems.insert(0, "bring-up did not finish (run `v6alt lab down`, then `up`)")
+    mesh_healthy = state.complete and not problems
+    recorded_hosts = {h.host for h in hosts}
+    for service in state.services:
+        if service.host not in recorded_hosts:
+            problems.append(f"{service.kind} is recorded for host {service.host!r}, not in the lab")
+    problems += [
+        f"{h.host}: {s.problem}" for h in hosts for s in h.services if s.problem is not None
+    ]
     return LabStatus(
         up=state.complete,
-        healthy=state.complete and not problems,
+        healthy=mesh_healthy and not problems,
+        mesh_healthy=mesh_healthy,
         prefix=state.prefix,
         topology=state.topology,
         nodes=state.nodes,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,11 +94,64 @@ def test_lab_up_with_xmpp_is_recorded_and_removed_by_down(e2e_env: tuple[Path, s
         again = v6alt("lab", "up", *lab_args, "--with", "xmpp", "--json")
         assert again.returncode == 0 and "already running" in again.stderr
         assert json.loads((run_dir / "state.json").read_text())["services"] == services
+        killed = status_shows_the_servers_and_a_killed_one_as_down(lab_args, data, services)
     finally:
         down = v6alt("lab", "down", *lab_args, "--json")
     assert down.returncode == 0, down.stderr
     report = json.loads(down.stdout)
-    assert sum(" prosody pid " in s or " sidecar pid " in s for s in report["stopped"]) == 4
+    stopped = [s for s in report["stopped"] if " prosody pid " in s or " sidecar pid " in s]
+    assert len(stopped) == 3 and f"b: prosody pid {killed}" not in stopped
     assert all(process_start_time(s["pid"]) != s["pid_start"] for s in services)
     assert not run_dir.exists()
     assert not [n for n in list_netns() if n.startswith(prefix)]
+
+
+def status_shows_the_servers_and_a_killed_one_as_down(
+    lab_args: list[str], up: dict[str, Any], services: list[dict[str, Any]]
+) -> int:
+    """``lab status`` lists every recorded server; one killed shows as down (exit 1).
+
+    Returns the pid of the Prosody it killed (b's).
+    """
+    status = v6alt("lab", "status", *lab_args, "--json")
+    assert status.returncode == 0, status.stdout
+    shown = json.loads(status.stdout)
+    assert (shown["healthy"], shown["mesh_healthy"], shown["problems"]) == (True, True, [])
+    for host in shown["hosts"]:
+        recorded = [(s["kind"], s["pid"]) for s in services if s["host"] == host["host"]]
+        assert [(s["kind"], s["pid"]) for s in host["services"]] == recorded
+        assert all(s["running"] for s in host["services"])
+        sidecar, prosody = host["services"]
+        assert sidecar["endpoints"] == {"dns": "[::1]:5353", "lookup": "[::1]:5380"}
+        assert prosody["endpoints"] == {
+            "xmpp_domain": host["name"],
+            "muc_domain": f"groups.{host['name']}",
+            "c2s": f"[{host['ygg_address']}]:5222",
+        }
+
+    victim = next(s for s in services if (s["host"], s["kind"]) == ("b", "prosody"))
+    os.kill(victim["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while process_start_time(victim["pid"]) == victim["pid_start"]:
+        assert time.monotonic() < deadline, "prosody did not die on SIGKILL"
+        time.sleep(0.05)
+    status = v6alt("lab", "status", *lab_args, "--json")
+    assert status.returncode == 1, status.stdout
+    shown = json.loads(status.stdout)
+    assert (shown["healthy"], shown["mesh_healthy"]) == (False, True)
+    assert shown["problems"] == [f"b: prosody (pid {victim['pid']}) is not running"]
+    running = {(h["host"], s["kind"]): s["running"] for h in shown["hosts"] for s in h["services"]}
+    assert running == {("a", "sidecar"): True, ("a", "prosody"): True,
+                       ("b", "sidecar"): True, ("b", "prosody"): False}  # fmt: skip
+    table = v6alt("lab", "status", *lab_args)
+    assert table.returncode == 1
+    rows = [line.split()[:4] for line in table.stdout.splitlines()]
+    assert ["b", "prosody", "DOWN", str(victim["pid"])] in rows
+    alive = next(s for s in services if (s["host"], s["kind"]) == ("a", "prosody"))
+    assert ["a", "prosody", "running", str(alive["pid"])] in rows
+
+    # `up` finds the mesh healthy and keeps it (same nodes); the dead server makes it exit 1.
+    again = v6alt("lab", "up", *lab_args, "--json")
+    assert again.returncode == 1 and "lab is already up" in again.stderr
+    assert [h["pid"] for h in json.loads(again.stdout)["hosts"]] == [h["pid"] for h in up["hosts"]]
+    return int(victim["pid"])

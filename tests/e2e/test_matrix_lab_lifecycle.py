@@ -40,6 +40,18 @@ def test_recorded_reused_restarted_and_stopped_by_lab_down(
     os.kill(b.pid, signal.SIGKILL)
     while process_start_time(b.pid) is not None:
         os.waitpid(b.pid, os.WNOHANG)
+    # `lab status` reads the records: a's homeserver and where to reach it, b's as down.
+    status = mesh.lab.status()
+    (shown_a,), (shown_b,) = (h.services for h in status.hosts)
+    assert (shown_a.kind, shown_a.pid, shown_a.running) == ("synapse", a.pid, True)
+    assert shown_a.endpoints == {
+        "server_name": a.server_name,
+        "client_socket": str(a.files.client_socket),
+        "federation": a.federation_endpoint,
+    }
+    assert (shown_b.kind, shown_b.pid, shown_b.running) == ("synapse", b.pid, False)
+    assert status.mesh_healthy and not status.healthy
+    assert status.problems == [f"b: synapse (pid {b.pid}) is not running"]
     restarted = start_homeserver(mesh.lab, mesh.hosts[1], lines.append)
     assert restarted.pid != b.pid and restarted.server_name == b.server_name
     alice, bob = mesh.user(a), mesh.user(restarted)

@@ -97,9 +97,10 @@ def test_status_json_describes_the_lab(lab2: tuple[Lab, list[LabHost]]) -> None:
         2,
         "chain",
     )
-    assert data["problems"] == []
+    assert data["problems"] == [] and data["mesh_healthy"] is True
     for entry, host in zip(data["hosts"], hosts, strict=True):
         assert entry["host"] == host.host and entry["netns"] == host.netns
+        assert entry["services"] == []  # no servers started on this lab
         assert IPv6Address(entry["ygg_address"]) == host.ygg_address
         assert decode(entry["name"]) == host.ygg_address
         assert entry["peers_up"] == entry["peers_expected"] == list(host.neighbours)
@@ -116,6 +117,7 @@ def test_status_table_and_up_again(lab2: tuple[Lab, list[LabHost]]) -> None:
         assert re.search(
             rf"^{host.host}\s+{host.netns}\s+{host.ygg_address}\s+{host.name}\s", out, re.M
         )
+    assert "SERVICE" not in out  # the table of servers appears only when some are recorded
     code, out, err = run_cli(["lab", "up", *lab_args(lab)])
     assert code == 0
     assert "lab is already up (2 hosts, chain); nothing to do" in err
