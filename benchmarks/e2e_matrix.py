@@ -77,7 +77,8 @@ def _seen(user: MatrixUser, room: str, body: str, timeout: float = 120) -> float
     return time.monotonic()
 
 
-def _room(alice: MatrixUser, bob: MatrixUser) -> tuple[str, dict[str, float]]:
+def invite_round(alice: MatrixUser, bob: MatrixUser) -> tuple[str, dict[str, float]]:
+    """A room on a inviting bob; seconds from ``createRoom`` to invite, join, first message."""
     started = time.monotonic()
     room = alice.create_room(invite=[bob.user_id])
     via = bob.wait_invite(room, timeout=120)
@@ -94,13 +95,18 @@ def _room(alice: MatrixUser, bob: MatrixUser) -> tuple[str, dict[str, float]]:
     }
 
 
+def cold_round(alice: MatrixUser, bob: MatrixUser) -> dict[str, float]:
+    """:func:`invite_round`, then the first reply b -> a (seconds from its send)."""
+    room, times = invite_round(alice, bob)
+    sent = time.monotonic()
+    bob.send_text(room, "reply b->a")
+    times["reply"] = _seen(alice, room, "reply b->a") - sent
+    return times
+
+
 def cold_run() -> dict[str, float]:
     with matrix_lab() as (_, alice, bob):
-        room, times = _room(alice, bob)
-        sent = time.monotonic()
-        bob.send_text(room, "reply b->a")
-        times["reply"] = _seen(alice, room, "reply b->a") - sent
-    return times
+        return cold_round(alice, bob)
 
 
 def _arrivals(pairs: list[tuple[MatrixUser, str]], room: str, deadline: float) -> dict[str, float]:
@@ -118,7 +124,7 @@ def _arrivals(pairs: list[tuple[MatrixUser, str]], room: str, deadline: float) -
 
 def cut_run(cut: float, wait: float) -> dict[str, Any]:
     with matrix_lab() as (lab, alice, bob):
-        room, _ = _room(alice, bob)
+        room, _ = invite_round(alice, bob)
         bob.send_text(room, "before b->a")
         _seen(alice, room, "before b->a")
         lab.set_link("a", "b", up=False)
@@ -151,13 +157,21 @@ def cut_run(cut: float, wait: float) -> dict[str, Any]:
     }
 
 
-def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) -> str:
-    def spread(values: list[float]) -> str:
-        return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+def spread(values: list[float]) -> str:
+    """``median (min-max)`` in seconds."""
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
-    lines = [
+
+def machine_line() -> str:
+    return (
         f"Python {platform.python_version()}, Synapse {_synapse_version()}, "
-        f"kernel {platform.release()}, {os.cpu_count()} cores",
+        f"kernel {platform.release()}, {os.cpu_count()} cores"
+    )
+
+
+def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) -> str:
+    lines = [
+        machine_line(),
         "",
         "| cold (fresh homeservers), seconds from the invite | median (min-max) | runs |",
         "|---|---:|---:|",
@@ -216,16 +230,21 @@ most of the 1.6 s to the first message is the join over federation
 """
 
 
-def write_readme(text: str) -> None:
+def write_section(heading: str, body: str) -> None:
+    """Replace the section ``heading`` of benchmarks/README.md (append it if missing)."""
     current = README.read_text()
-    section = f"{HEADING}\n\n{SECTION_TEXT}{text}{FINDINGS}"
-    start = current.find(f"\n{HEADING}\n")
+    section = f"{heading}\n\n{body}"
+    start = current.find(f"\n{heading}\n")
     if start < 0:
         README.write_text(current.rstrip("\n") + "\n\n" + section)
         return
     end = current.find("\n## ", start + 1)
     rest = "" if end < 0 else current[end:]
     README.write_text(current[: start + 1] + section + rest)
+
+
+def write_readme(text: str) -> None:
+    write_section(HEADING, f"{SECTION_TEXT}{text}{FINDINGS}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -20,9 +20,20 @@ from typing import Any, Final
 
 import yaml
 
-__all__ = ["FEDERATION_PORT", "HomeserverFiles", "documented_settings", "write_homeserver_files"]
+__all__ = [
+    "FEDERATION_PORT",
+    "CertificateIssuer",
+    "HomeserverFiles",
+    "documented_settings",
+    "write_homeserver_config",
+    "write_homeserver_files",
+    "write_server_keys",
+]
 
 FEDERATION_PORT: Final = 8448
+
+#: Writes a TLS key and certificate for a DNS name: ``issuer(name, key_path, certificate_path)``.
+CertificateIssuer = Callable[[str, Path, Path], None]
 
 _LOG_CONFIG: Final = """\
 version: 1
@@ -148,6 +159,37 @@ def _lift_never_dial(config: dict[str, Any], unsafe_allow: Sequence[str]) -> Non
     config["ip_range_whitelist"] = list(unsafe_allow)
 
 
+def write_server_keys(
+    files: HomeserverFiles, issuer: CertificateIssuer = _self_signed_certificate
+) -> str:
+    """TLS certificate (from ``issuer``), signing key, log config and registration secret.
+
+    Written into ``files.tree`` (already made); returns the registration secret.
+    """
+    from signedjson.key import generate_signing_key, write_signing_keys
+
+    tree = files.tree
+    host_name = files.server_name.partition(":")[0]  # a v6.alt name has no colon; a port may follow
+    issuer(host_name, tree / "tls.key", tree / "tls.crt")
+    with open(tree / "signing.key", "w") as stream:
+        write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
+    secret = secrets.token_hex(16)
+    files.secret_file.write_text(secret + "\n")
+    files.secret_file.chmod(0o600)
+    (tree / "log.yaml").write_text(_LOG_CONFIG.format(log=files.log))
+    return secret
+
+
+def write_homeserver_config(files: HomeserverFiles, config: dict[str, Any], secret: str) -> None:
+    """``config`` plus the client socket and the lab settings, as homeserver.yaml (mode 0600)."""
+    config["listeners"].append(
+        {"path": str(files.client_socket), "type": "http", "resources": [{"names": ["client"]}]}
+    )
+    config.update(_lab_settings(files, secret))
+    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    files.config.chmod(0o600)
+
+
 def write_homeserver_files(
     files: HomeserverFiles,
     mesh_address: IPv6Address,
@@ -159,25 +201,11 @@ def write_homeserver_files(
     ``port`` is the federation port; ``unsafe_allow`` lists never-dial CIDRs the
     server may federate with anyway (``["::1/128"]`` for two servers on loopback).
     """
-    from signedjson.key import generate_signing_key, write_signing_keys
-
     tree = files.tree
-    host_name = files.server_name.partition(":")[0]  # a v6.alt name has no colon; a port may follow
-    _self_signed_certificate(host_name, tree / "tls.key", tree / "tls.crt")
-    with open(tree / "signing.key", "w") as stream:
-        write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
-    secret = secrets.token_hex(16)
-    files.secret_file.write_text(secret + "\n")
-    files.secret_file.chmod(0o600)
-    (tree / "log.yaml").write_text(_LOG_CONFIG.format(log=files.log))
+    secret = write_server_keys(files)
     config = documented_settings(
         files.server_name, mesh_address, tree / "tls.crt", tree / "tls.key", port
     )
     if unsafe_allow:
         _lift_never_dial(config, unsafe_allow)
-    config["listeners"].append(
-        {"path": str(files.client_socket), "type": "http", "resources": [{"names": ["client"]}]}
-    )
-    config.update(_lab_settings(files, secret))
-    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
-    files.config.chmod(0o600)
+    write_homeserver_config(files, config, secret)

@@ -1,0 +1,214 @@
+"""The files of the stock-Synapse baseline on lab hosts: DNS names, a test CA, unbound.
+
+The benchmarks compare the v6alt module with Synapse as an operator runs it
+today: no module, server names that are DNS names (``<host>.lab.example``,
+under the reserved ``example`` top-level domain) whose AAAA records give the
+host's mesh address, and federation certificates signed by a certificate
+authority every homeserver of the comparison trusts
+(``federation_custom_ca_list``, verification on). Everything else (the
+federation listener on ``[mesh address]:8448``, ``trusted_key_servers: []``,
+the lab settings) is the same as for the module's homeservers, so the two
+differ only in how a peer is named, found and trusted.
+
+The names are served by an unbound inside each host's namespace on
+``[::1]:53``, from local data only: ``.`` is a static zone, so a name the lab
+does not define is answered NXDOMAIN at once and no query leaves the host.
+Synapse finds that server through ``resolv.conf`` in the DNS directory, which
+the lab mounts over ``/etc/resolv.conf`` for the homeserver's process alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any, Final
+
+from .lab_files import (
+    FEDERATION_PORT,
+    HomeserverFiles,
+    documented_settings,
+    write_homeserver_config,
+    write_server_keys,
+)
+
+__all__ = [
+    "STOCK_ZONE",
+    "DnsFiles",
+    "LabCa",
+    "make_lab_ca",
+    "stock_server_name",
+    "stock_settings",
+    "unbound_config",
+    "write_dns_files",
+    "write_stock_homeserver_files",
+]
+
+STOCK_ZONE: Final = "lab.example"
+DNS_LISTEN: Final = "::1"
+_OPENSSL_TIMEOUT: Final = 60.0
+
+
+def stock_server_name(host: str) -> str:
+    """The DNS name of lab host ``host`` (``a`` -> ``a.lab.example``)."""
+    if not host.isalnum() or not host.isascii():
+        raise ValueError(f"host name {host!r} is not a single DNS label of letters and digits")
+    return f"{host.lower()}.{STOCK_ZONE}"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(
+        ["openssl", *args],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=_OPENSSL_TIMEOUT,
+    )
+
+
+@dataclass(frozen=True)
+class LabCa:
+    """A throw-away certificate authority: ``ca.crt`` and ``ca.key`` in ``directory``."""
+
+    directory: Path
+
+    @property
+    def certificate(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ca.key"
+
+    def issue(self, name: str, key: Path, certificate: Path) -> None:
+        """A server certificate for DNS name ``name`` (a ``CertificateIssuer``)."""
+        request = certificate.with_suffix(".csr")
+        _openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(request),
+        )  # fmt: skip
+        # Everything strict X.509 verification asks of a server's leaf certificate.
+        extensions = certificate.with_suffix(".ext")
+        extensions.write_text(
+            f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+        )
+        _openssl(
+            "x509", "-req", "-in", str(request), "-days", "30", "-CA", str(self.certificate),
+            "-CAkey", str(self.key), "-CAcreateserial", "-extfile", str(extensions),
+            "-out", str(certificate),
+        )  # fmt: skip
+        request.unlink()
+        extensions.unlink()
+
+
+def make_lab_ca(directory: Path) -> LabCa:
+    """A new CA in ``directory`` (made if missing; its key is mode 0600)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca = LabCa(directory)
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "30", "-subj", "/CN=v6alt lab test CA",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", str(ca.key), "-out", str(ca.certificate),
+    )  # fmt: skip
+    ca.key.chmod(0o600)
+    return ca
+
+
+def stock_settings(
+    server_name: str,
+    mesh_address: IPv6Address,
+    certificate: Path,
+    key: Path,
+    ca_certificate: Path,
+    port: int = FEDERATION_PORT,
+) -> dict[str, Any]:
+    """The module's documented settings without the module, trusting the test CA."""
+    config = documented_settings(server_name, mesh_address, certificate, key, port)
+    del config["modules"]
+    config["federation_verify_certificates"] = True
+    config["federation_custom_ca_list"] = [str(ca_certificate)]
+    return config
+
+
+def write_stock_homeserver_files(
+    files: HomeserverFiles, mesh_address: IPv6Address, ca: LabCa
+) -> None:
+    """Config, CA-signed certificate, signing key and secret into ``files.tree`` (already made).
+
+    The CA's certificate is copied in (``ca.crt``); its key is not.
+    """
+    if not files.server_name.endswith(f".{STOCK_ZONE}"):
+        raise ValueError(f"server name {files.server_name!r} is not a name under {STOCK_ZONE}")
+    secret = write_server_keys(files, ca.issue)
+    trusted = shutil.copyfile(ca.certificate, files.tree / "ca.crt")
+    config = stock_settings(
+        files.server_name, mesh_address, files.tree / "tls.crt", files.tree / "tls.key", trusted
+    )
+    write_homeserver_config(files, config, secret)
+
+
+@dataclass(frozen=True)
+class DnsFiles:
+    """Where one host's unbound keeps its config, log and the resolv.conf that points at it."""
+
+    tree: Path
+
+    @property
+    def config(self) -> Path:
+        return self.tree / "unbound.conf"
+
+    @property
+    def log(self) -> Path:
+        return self.tree / "unbound.log"
+
+    @property
+    def output(self) -> Path:
+        return self.tree / "stdout.log"
+
+    @property
+    def resolv_conf(self) -> Path:
+        return self.tree / "resolv.conf"
+
+
+def unbound_config(files: DnsFiles, records: Mapping[str, IPv6Address]) -> str:
+    """unbound.conf answering ``records`` (name -> AAAA) and NXDOMAIN for anything else."""
+    for name in records:
+        if not name.endswith(f".{STOCK_ZONE}") or not name.isascii() or '"' in name:
+            raise ValueError(f"DNS record name {name!r} is not a name under {STOCK_ZONE}")
+    lines = [
+        "server:",
+        f"    interface: {DNS_LISTEN}",
+        "    port: 53",
+        "    do-ip4: no",
+        "    do-daemonize: no",
+        '    chroot: ""',
+        '    username: ""',
+        f'    directory: "{files.tree}"',
+        f'    pidfile: "{files.tree}/unbound.pid"',
+        "    use-syslog: no",
+        f'    logfile: "{files.log}"',
+        "    verbosity: 1",
+        "    num-threads: 1",
+        f"    access-control: {DNS_LISTEN}/128 allow",
+        '    auto-trust-anchor-file: ""',
+        '    module-config: "iterator"',
+        # Local data only: nothing is looked up elsewhere, so no query leaves the host.
+        '    local-zone: "." static',
+        f'    local-zone: "{STOCK_ZONE}." static',
+        *(f'    local-data: "{name}. 300 IN AAAA {address}"' for name, address in records.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_dns_files(files: DnsFiles, records: Mapping[str, IPv6Address]) -> None:
+    """unbound.conf and resolv.conf into ``files.tree`` (already made)."""
+    files.config.write_text(unbound_config(files, records))
+    # One quick retry: the server is local, an unanswered query means it is not up.
+    files.resolv_conf.write_text(f"nameserver {DNS_LISTEN}\noptions timeout:1 attempts:2\n")
+    files.resolv_conf.chmod(0o644)
