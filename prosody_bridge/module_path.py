@@ -49,12 +49,14 @@ def unreachable_part(directory: Path) -> Path | None:
 
 
 def install_module(target: Path) -> Path:
-    """Copy mod_v6alt.lua into ``target`` (created world-readable); return it."""
+    """Copy mod_v6alt.lua and the library it loads into ``target`` (created
+    world-readable); return it."""
     target.mkdir(parents=True, exist_ok=True)
     target.chmod(0o755)
-    destination = target / MODULE_FILE
-    shutil.copyfile(module_directory() / MODULE_FILE, destination)
-    destination.chmod(0o644)
+    for source in sorted(module_directory().glob("*.lua")):
+        destination = target / source.name
+        shutil.copyfile(source, destination)
+        destination.chmod(0o644)
     return target
 
 

@@ -34,6 +34,8 @@ local inet_pton = import "util.net".pton;
 local promise = import "util.promise";
 local timer = import "util.timer";
 
+local recovery = module:require("v6alt_s2s_recovery");
+
 local lookup_url = module:get_option_string("v6alt_lookup_url", "http://[::1]:5380"):gsub("/+$", "");
 local lookup_timeout = module:get_option_number("v6alt_lookup_timeout", 2, 0.1);
 
@@ -201,6 +203,11 @@ module:hook("s2s-check-certificate", function (event)
 end, 510);
 
 function module.add_host(module)
+	recovery.watch_host(module, {
+		is_v6alt = is_v6alt;
+		resolve = function (name) return lookup("/v1/resolve", { name = name }); end;
+	});
+
 	module:hook("s2sout-pre-connect", function (event)
 		local session = event.session;
 		if not is_v6alt(session.to_host) then return; end

@@ -119,8 +119,9 @@ def prosody012(lab: Mesh) -> ProsodyRelease:
 @pytest.fixture
 def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
     """``site(name, address, domain=None, sidecar_yaml="", issuer=None, trusted=None,
-    release=INSTALLED)`` starts a full server node (certificate self-signed unless
-    ``issuer``; ``trusted`` is a private CA the server accepts besides the system store)."""
+    release=INSTALLED, settings="")`` starts a full server node (certificate self-signed unless
+    ``issuer``; ``trusted`` is a private CA the server accepts besides the system store;
+    ``settings``: extra global prosody.cfg.lua lines)."""
     sites: list[Site] = []
 
     def start(
@@ -131,12 +132,13 @@ def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
         issuer: CertificateAuthority | None = None,
         trusted: CertificateAuthority | None = None,
         release: ProsodyRelease = INSTALLED,
+        settings: str = "",
     ) -> Site:
         node = lab.add_node(name, address)
         sidecar = Sidecar(node, sidecar_yaml)
         sidecar.start()
         server = ProsodyServer(
-            node, domain or encode(address), config_template, issuer, trusted, release
+            node, domain or encode(address), config_template, issuer, trusted, release, settings
         )
         server.start()
         started = Site(node, sidecar, server, [])

@@ -85,6 +85,7 @@ class Mesh:
         # Prosody runs as the prosody user and must reach its files.
         os.chmod(self.root, 0o755)
         self.hub = f"{PREFIX}{self.tag}-hub"
+        self._ports: dict[str, str] = {}
         run(["ip", "netns", "add", self.hub])
         run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
         run(["ip", "-n", self.hub, "link", "set", "br0", "up"])
@@ -119,7 +120,13 @@ class Mesh:
         shutil.chown(run_dir, "prosody", "prosody")
         node = Node(namespace, IPv6Address(address), run_dir)
         self.nodes.append(node)
+        self._ports[namespace] = port
         return node
+
+    def set_link(self, node: Node, up: bool) -> None:
+        """Plug ``node`` into the bridge or pull it out (its own link loses its carrier)."""
+        port = self._ports[node.namespace]
+        run(["ip", "-n", self.hub, "link", "set", port, "up" if up else "down"])
 
     def close(self) -> None:
         for node in self.nodes:
@@ -272,13 +279,15 @@ class ProsodyServer:
         issuer: CertificateAuthority | None = None,
         trusted: CertificateAuthority | None = None,
         release: ProsodyRelease = INSTALLED,
+        settings: str = "",
     ) -> None:
         self.node, self.domain, self.release = node, domain, release
         run_dir = node.run_dir
         (run_dir / "data").mkdir(exist_ok=True)
         shutil.chown(run_dir / "data", "prosody", "prosody")
         cert, key = make_certificate(run_dir, domain, issuer)
-        body = Template(release.extra_template + template).substitute(
+        # ``settings``: extra global options, before the first VirtualHost.
+        body = Template(release.extra_template + settings + template).substitute(
             # A copy in the node's own directory: the installed package may sit
             # where Prosody's user cannot read (tox's work dir is 0700).
             plugin_path=install_module(run_dir / "plugins"),

@@ -40,8 +40,9 @@ def test_prosody_module_path_prints_the_directory() -> None:
 def shipped_copy(root: Path) -> Path:
     directory = root / "lua"
     directory.mkdir(parents=True)
-    source = resources.files("v6alt.prosody_bridge") / "lua" / "mod_v6alt.lua"
-    (directory / "mod_v6alt.lua").write_bytes(source.read_bytes())
+    for name in ("mod_v6alt.lua", "v6alt_s2s_recovery.lib.lua"):
+        source = resources.files("v6alt.prosody_bridge") / "lua" / name
+        (directory / name).write_bytes(source.read_bytes())
     return directory
 
 
@@ -71,9 +72,10 @@ def test_prosody_module_path_install_copies_the_module(
     target = tmp_path / "prosody-modules"
     code, out, err = run_cli("prosody-module-path", "--install", str(target))
     assert (code, out.strip()) == (0, str(target))
-    installed = target / "mod_v6alt.lua"
-    assert installed.read_bytes() == (private / "lua" / "mod_v6alt.lua").read_bytes()
-    assert installed.stat().st_mode & 0o777 == 0o644
+    for name in ("mod_v6alt.lua", "v6alt_s2s_recovery.lib.lua"):
+        installed = target / name
+        assert installed.read_bytes() == (private / "lua" / name).read_bytes()
+        assert installed.stat().st_mode & 0o777 == 0o644
     assert module_path.unreachable_part(target) is None or err != ""
 
 
@@ -112,9 +114,11 @@ def test_prosody_module_path_rejects_arguments() -> None:
 
 @pytest.mark.skipif(shutil.which("luacheck") is None, reason="luacheck not installed (lua-check)")
 def test_lua_module_passes_luacheck() -> None:
+    files = sorted(str(path) for path in module_path.module_directory().glob("*.lua"))
+    assert len(files) == 2
     result = subprocess.run(
-        ["luacheck", "--std", "lua54", "--globals", "module", "--no-max-line-length",
-         "--formatter", "plain", str(module_path.module_directory() / "mod_v6alt.lua")],
+        ["luacheck", "--std", "lua54", "--globals", "module", "prosody", "--no-max-line-length",
+         "--formatter", "plain", *files],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
