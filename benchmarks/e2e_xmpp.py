@@ -179,26 +179,27 @@ own v6.alt name; slixmpp users connected to their own server. Cold: fresh
 servers, time from sending the first message to the other client having it.
 Link cut: the underlay veth between the hosts is down for 60 s while messages
 are sent both ways, then restored; the time from restore to the last delivery,
-one run per TCP setting (`--tcp`). Target: <= 10 s, nothing lost.
+one run per TCP setting (`--tcp`, `-` = kernel defaults). Target: <= 10 s,
+nothing lost, nothing twice.
 
 """
 
 FINDINGS = """
-With the kernel's defaults the target is missed, and nothing in v6alt is the
-cause: the s2s connections over Yggdrasil survive the cut and every message
-arrives once, but TCP retries an unacknowledged segment at doubling intervals
-(capped at 120 s), so after a 60 s cut the next retry comes 40-50 s after the
-link is back. Capping the backoff alone is worse: `tcp_retries2` (15) is
-counted against the capped intervals, so the connection is declared dead
-after about a minute, and the stanzas Prosody 13 had written into it are
-lost (it has no stream management on s2s to resend them; none of the 12
-arrived within 180 s). Capping the backoff *and* raising
-`tcp_retries2` keeps the connection through the cut and delivers everything
-within the target. For mesh hosts that see link cuts (Linux 6.15 or newer,
-per network namespace, before the servers start):
-`sysctl -w net.ipv4.tcp_rto_max_ms=5000 net.ipv4.tcp_retries2=30`
-(the connection then survives about 2 minutes without an acknowledgement;
-raise `tcp_retries2` for longer cuts).
+Within the target with the kernel's TCP defaults, nothing lost or doubled.
+During the cut each server's ping to the other goes unanswered for 15 s
+(`v6alt_s2s_stall_timeout`); mod_v6alt closes the stalled stream, holds
+what is sent, and probes the peer's port every 2 s. The first probe that
+connects after the return (the probe interval plus Yggdrasil re-peering)
+resends the unconfirmed stanzas, marked, and the held ones over a fresh
+connection; the receiver drops a marked stanza it already had (the closed
+stream's kernel may still deliver its copy). Without this, the streams
+survive the cut and TCP's retransmission backoff (doubling, up to 120 s)
+delivered the queued messages 47-51 s after the return, and with only
+`tcp_rto_max_ms` lowered the kernel declared the connections dead within
+the cut and the 12 messages in them were lost. The other rows show the
+result no longer depends on the kernel's TCP settings (`tcp_rto_max_ms`
+needs Linux 6.15 or newer). Details: `docs/prosody.md`, "Link cuts and
+stalled streams".
 """
 
 

@@ -49,7 +49,7 @@ def unreachable_part(directory: Path) -> Path | None:
 
 
 def install_module(target: Path) -> Path:
-    """Copy mod_v6alt.lua and the library it loads into ``target`` (created
+    """Copy mod_v6alt.lua and the libraries it loads into ``target`` (created
     world-readable); return it."""
     target.mkdir(parents=True, exist_ok=True)
     target.chmod(0o755)
@@ -111,5 +111,6 @@ def register(subparsers: SubParsers) -> None:
     parser.add_argument(
         "--install",
         metavar="DIR",
-        help="copy mod_v6alt.lua into DIR (created, world-readable) and print DIR",
+        help="copy mod_v6alt.lua and its libraries (*.lib.lua) into DIR (created,"
+        " world-readable) and print DIR",
     )

@@ -18,12 +18,7 @@
 
 module:set_global();
 
--- Prosody 13 names its libraries prosody.*; 0.12 has them at the top level.
-local function import(name)
-	local ok, lib = pcall(require, "prosody." .. name);
-	if ok then return lib; end
-	return require(name);
-end
+local import = module:require("v6alt_compat");
 
 local async = import "util.async";
 local basic_resolver = import "net.resolvers.basic";

@@ -22,11 +22,7 @@
 -- or the hold limit is exceeded, as Prosody bounces stanzas to unreachable
 -- servers.
 
-local function import(name)
-	local ok, lib = pcall(require, "prosody." .. name);
-	if ok then return lib; end
-	return require(name);
-end
+local import = module:require("v6alt_compat");
 
 local cache = import "util.cache";
 local jid_host = import "util.jid".host;
@@ -39,6 +35,10 @@ local RESENT_NS = "urn:v6alt:resent:0";
 local PING_NS = "urn:xmpp:ping";
 local BARRIER_DELAY = 0.05; -- lets a burst of stanzas share one barrier
 local DEDUP_ENTRIES = 10000;
+-- A stanza resent this often without a confirmation is sent once more and
+-- no longer tracked: the peer takes it but cannot answer (one-way
+-- reachability), and resending on would loop for ever.
+local MAX_RESENDS = 3;
 
 local hooked_stanzas = {
 	"message/bare", "message/full", "message/host",
@@ -129,6 +129,7 @@ local function watch_host(host_module, options)
 			if not entry.stanza:get_child("resent", RESENT_NS) then
 				entry.stanza:tag("resent", { xmlns = RESENT_NS }):up();
 			end
+			entry.stanza.v6alt_resends = entry.resends + 1;
 			host_module:send(entry.stanza);
 		end
 		for _, stanza in ipairs(held) do host_module:send(stanza); end
@@ -146,8 +147,10 @@ local function watch_host(host_module, options)
 		forget_if_idle(peer);
 	end
 
-	local function probe(peer)
-		if not peer.stalled then return; end
+	-- `stall` is the peer's current stall (a table): a probe loop started
+	-- for an earlier one ends by itself.
+	local function probe(peer, stall)
+		if peer.stalled ~= stall then return; end
 		local held_for = now() - peer.stalled_at;
 		if held_for > hold_time then
 			return give_up(peer, ("no answer for %ds (v6alt_s2s_hold_time)"):format(held_for));
@@ -158,7 +161,7 @@ local function watch_host(host_module, options)
 			end
 			local port = tonumber(answer.port) or 5269;
 			tcp_probe(answer.address, port, probe_interval * 2, function (ok)
-				if not (ok and peer.stalled) then return; end
+				if not ok or peer.stalled ~= stall then return; end
 				host_module:log("info", "s2s to %s: [%s]:%d answers again after %ds; resending %d unconfirmed and %d held stanza(s)",
 					peer.to_host, answer.address, port, now() - peer.stalled_at, #peer.unconfirmed, #peer.held);
 				release(peer);
@@ -171,7 +174,8 @@ local function watch_host(host_module, options)
 	end
 
 	local function stall(peer)
-		peer.stalled, peer.stalled_at, peer.barrier = true, now(), nil;
+		local this_stall = {};
+		peer.stalled, peer.stalled_at, peer.barrier = this_stall, now(), nil;
 		host_module:log("warn", "s2s to %s: no answer to a ping for %gs; closing the stream, holding %d unconfirmed stanza(s), probing every %gs",
 			peer.to_host, stall_timeout, #peer.unconfirmed, probe_interval);
 		local session = prosody.hosts[peer.from_host] and prosody.hosts[peer.from_host].s2sout[peer.to_host];
@@ -181,7 +185,7 @@ local function watch_host(host_module, options)
 			session.v6alt_stalled = true;
 			session:close({ condition = "connection-timeout"; text = "no answer to pings" }, nil, "stalled");
 		end
-		timer.add_task(0, function () return probe(peer); end);
+		timer.add_task(0, function () return probe(peer, this_stall); end);
 	end
 
 	function send_barrier(peer)
@@ -227,8 +231,14 @@ local function watch_host(host_module, options)
 			end
 			return true;
 		end
+		local resends = stanza.v6alt_resends or 0;
+		if resends >= MAX_RESENDS then
+			host_module:log("warn", "s2s to %s: a %s (id %s) was resent %d times without a confirmation; sending it once more, untracked",
+				to_host, name, tostring(stanza.attr.id), resends);
+			return;
+		end
 		peer.seq = peer.seq + 1;
-		peer.unconfirmed[#peer.unconfirmed + 1] = { seq = peer.seq; stanza = st.clone(stanza) };
+		peer.unconfirmed[#peer.unconfirmed + 1] = { seq = peer.seq; stanza = st.clone(stanza); resends = resends };
 		send_barrier(peer);
 	end, 10);
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from v6alt.lab.xmpp_files import instance_plumbing
 from v6alt.prosody_bridge.module_path import install_module
 
 PREFIX = "v6p-"
@@ -232,17 +233,6 @@ def make_certificate(
     return cert, key
 
 
-_PLUMBING = """\
--- Test instance plumbing (one server per namespace); not part of the v6alt setup.
-pidfile = "{run}/prosody.pid"
-data_path = "{run}/data"
-admin_socket = "{run}/admin.sock"
-certificates = "{run}"
-log = {{ debug = "{run}/prosody.log" }}
-
-"""
-
-
 @dataclass(frozen=True)
 class ProsodyRelease:
     """Which Prosody runs a server, and the documented lines only that release needs."""
@@ -304,7 +294,8 @@ class ProsodyServer:
                 f'cafile = "{trusted.certificate}" }}\n'
             )
         self.config = run_dir / "prosody.cfg.lua"
-        self.config.write_text(_PLUMBING.format(run=run_dir) + body)
+        # debug: a failing test's log then shows all the server did.
+        self.config.write_text(instance_plumbing(run_dir, log_level="debug") + body)
         self.log_path = run_dir / "prosody.log"
         self.process: subprocess.Popen[str] | None = None
 

@@ -37,10 +37,13 @@ def test_prosody_module_path_prints_the_directory() -> None:
     assert (err == "") is (blocked is None)
 
 
+SHIPPED_LUA = ("mod_v6alt.lua", "v6alt_compat.lib.lua", "v6alt_s2s_recovery.lib.lua")
+
+
 def shipped_copy(root: Path) -> Path:
     directory = root / "lua"
     directory.mkdir(parents=True)
-    for name in ("mod_v6alt.lua", "v6alt_s2s_recovery.lib.lua"):
+    for name in SHIPPED_LUA:
         source = resources.files("v6alt.prosody_bridge") / "lua" / name
         (directory / name).write_bytes(source.read_bytes())
     return directory
@@ -72,7 +75,7 @@ def test_prosody_module_path_install_copies_the_module(
     target = tmp_path / "prosody-modules"
     code, out, err = run_cli("prosody-module-path", "--install", str(target))
     assert (code, out.strip()) == (0, str(target))
-    for name in ("mod_v6alt.lua", "v6alt_s2s_recovery.lib.lua"):
+    for name in SHIPPED_LUA:
         installed = target / name
         assert installed.read_bytes() == (private / "lua" / name).read_bytes()
         assert installed.stat().st_mode & 0o777 == 0o644
@@ -115,7 +118,7 @@ def test_prosody_module_path_rejects_arguments() -> None:
 @pytest.mark.skipif(shutil.which("luacheck") is None, reason="luacheck not installed (lua-check)")
 def test_lua_module_passes_luacheck() -> None:
     files = sorted(str(path) for path in module_path.module_directory().glob("*.lua"))
-    assert len(files) == 2
+    assert len(files) == len(SHIPPED_LUA)
     result = subprocess.run(
         ["luacheck", "--std", "lua54", "--globals", "module", "prosody", "--no-max-line-length",
          "--formatter", "plain", *files],

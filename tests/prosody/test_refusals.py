@@ -59,3 +59,9 @@ def test_v6alt_name_of_a_never_dial_address_is_not_dialled(site: SiteFactory) ->
     error = alice.wait_error(f"someone@{unique_local}")
     assert "v6.alt policy" in error["text"]
     assert f"Not dialling {unique_local}: never-dial" in a.server.log_text()
+
+    # Joining a room there fails the same way, as an error to the join's presence.
+    room = f"lobby@groups.{unique_local}"
+    alice.join(room, "alice")
+    refused = alice.wait_for(lambda e: e["event"] == "presence-error", 30, "the refused join")
+    assert refused["from"] == f"{room}/alice" and "v6.alt policy" in refused["text"]

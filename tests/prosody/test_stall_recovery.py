@@ -131,3 +131,22 @@ def test_held_stanzas_bounce_after_the_hold_time_and_beyond_the_hold_limit(
     # confirmed, and that stream's kernel may still deliver it when the link
     # returns.
     assert _bodies(bob, "never #1") == Counter() and _bodies(bob, "never #2") == Counter()
+
+
+def test_a_peer_that_takes_stanzas_but_cannot_answer_gets_them_once_and_no_endless_resends(
+    lab: Mesh, site: SiteFactory
+) -> None:
+    # b may not dial a (a rule for new connections to a's s2s port) and does
+    # not answer over a's own stream (no bidi): a's pings are never answered
+    # although everything a sends arrives.
+    one_way = QUICK + 'modules_disabled = { "s2s_bidi" }\n'
+    a, b = site("a", A_ADDRESS, settings=QUICK), site("b", B_ADDRESS, settings=one_way)
+    alice, bob = a.user("alice"), b.user("bob")
+    b.node.run(["ip", "-6", "rule", "add", "to", f"{A_ADDRESS}/128", "dport", "5269", "prohibit"])
+
+    alice.send(bob.jid, "one way")
+    bob.wait_message("one way")
+    _wait_log(a, "was resent 3 times without a confirmation; sending it once more, untracked", 90)
+    time.sleep(LATE_COPIES)
+    assert _bodies(bob, "one way") == Counter(["one way"])
+    assert _errors(alice) == []
