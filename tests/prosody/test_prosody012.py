@@ -7,10 +7,13 @@ through the sidecar's DNS server.
 
 from __future__ import annotations
 
+import re
+import time
+
 from v6alt.codec import encode
 
 from .conftest import SiteFactory
-from .lab import Mesh, ProsodyRelease
+from .lab import Mesh, ProsodyRelease, wait_until
 
 OLD_ADDRESS = "200:7670::a"
 NEW_ADDRESS = "200:7670::b"
@@ -70,3 +73,30 @@ def test_prosody012_sidecar_outage(site: SiteFactory, prosody012: ProsodyRelease
     olga.send(nina.jid, "and back")
     nina.wait_message("and back")
     assert not olga.received("while the 0.12 server's sidecar is down")
+
+
+def test_prosody012_stalled_stream_is_resent_once_the_peer_answers(
+    lab: Mesh, site: SiteFactory, prosody012: ProsodyRelease
+) -> None:
+    quick = "v6alt_s2s_stall_timeout = 3\nv6alt_s2s_probe_interval = 1\n"
+    old = site("old", OLD_ADDRESS, release=prosody012, settings=quick)
+    new = site("new", NEW_ADDRESS, settings=quick)
+    olga, nina = old.user("olga"), new.user("nina")
+    olga.send(nina.jid, "warm-up")
+    nina.wait_message("warm-up")
+
+    lab.set_link(new.node, up=False)
+    olga.send(nina.jid, "during the cut")
+    wait_until(
+        lambda: f"s2s to {new.domain}: no answer to a ping" in old.server.log_text(), 30, "stall"
+    )
+    olga.send(nina.jid, "held")
+    lab.set_link(new.node, up=True)
+    nina.wait_message("during the cut", timeout=60)
+    nina.wait_message("held", timeout=60)
+    # The warm-up may still have been unconfirmed when the link went down.
+    assert re.search(r"answers again after \d+s; resending [12] unconfirmed and 1 held",
+                     old.server.log_text())  # fmt: skip
+    time.sleep(8)  # a closed stream's late copy would show by now
+    bodies = [e["body"] for e in nina.drain() if e["event"] == "message"]
+    assert [bodies.count(b) for b in ("warm-up", "during the cut", "held")] == [1, 1, 1]
