@@ -245,9 +245,11 @@ local function watch_host(host_module, options)
 	-- Above mod_smacks (0): its queue of a stream closed as stalled holds
 	-- the same stanzas as peer.unconfirmed; bouncing them would report a
 	-- failure for stanzas that are about to be resent.
-	host_module:hook("s2sout-destroyed", function (event)
+	local function drop_smacks_queue(event)
 		if event.session.v6alt_stalled then event.session.outgoing_stanza_queue = nil; end
-	end, 100);
+	end
+	host_module:hook("s2sout-destroyed", drop_smacks_queue, 100);
+	host_module:hook("s2sin-destroyed", drop_smacks_queue, 100); -- a bidirectional stream
 
 	local seen = cache.new(DEDUP_ENTRIES);
 	local function drop_duplicate(event)

@@ -119,9 +119,11 @@ def prosody012(lab: Mesh) -> ProsodyRelease:
 @pytest.fixture
 def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
     """``site(name, address, domain=None, sidecar_yaml="", issuer=None, trusted=None,
-    release=INSTALLED, settings="")`` starts a full server node (certificate self-signed unless
-    ``issuer``; ``trusted`` is a private CA the server accepts besides the system store;
-    ``settings``: extra global prosody.cfg.lua lines)."""
+    release=INSTALLED, settings="", host_settings="")`` starts a full server node
+    (certificate self-signed unless ``issuer``; ``trusted`` is a private CA the server
+    accepts besides the system store;
+    ``settings``: extra global prosody.cfg.lua lines; ``host_settings``: extra lines for
+    the VirtualHost)."""
     sites: list[Site] = []
 
     def start(
@@ -133,12 +135,20 @@ def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
         trusted: CertificateAuthority | None = None,
         release: ProsodyRelease = INSTALLED,
         settings: str = "",
+        host_settings: str = "",
     ) -> Site:
         node = lab.add_node(name, address)
         sidecar = Sidecar(node, sidecar_yaml)
         sidecar.start()
         server = ProsodyServer(
-            node, domain or encode(address), config_template, issuer, trusted, release, settings
+            node,
+            domain or encode(address),
+            config_template,
+            issuer,
+            trusted,
+            release,
+            settings,
+            host_settings,
         )
         server.start()
         started = Site(node, sidecar, server, [])

@@ -270,6 +270,7 @@ class ProsodyServer:
         trusted: CertificateAuthority | None = None,
         release: ProsodyRelease = INSTALLED,
         settings: str = "",
+        host_settings: str = "",
     ) -> None:
         self.node, self.domain, self.release = node, domain, release
         run_dir = node.run_dir
@@ -293,6 +294,8 @@ class ProsodyServer:
                 f'\nVirtualHost "{domain}"\n\tssl = {{ certificate = "{cert}"; key = "{key}"; '
                 f'cafile = "{trusted.certificate}" }}\n'
             )
+        if host_settings:
+            body += f'\nVirtualHost "{domain}"\n{host_settings}\n'
         self.config = run_dir / "prosody.cfg.lua"
         # debug: a failing test's log then shows all the server did.
         self.config.write_text(instance_plumbing(run_dir, log_level="debug") + body)
