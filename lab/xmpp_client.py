@@ -1,9 +1,10 @@
-"""A scripted XMPP user, run inside a lab host next to its server (needs slixmpp).
+"""A scripted XMPP user, run inside a namespace next to its server (needs slixmpp).
 
 Usage: python -m v6alt.lab.xmpp_client JID PASSWORD [HOST [PORT]]   (default [::1]:5222)
 
 One JSON command per line on stdin, one JSON event per line on stdout, so a
-process outside the namespace (the demo, the tests) can drive it:
+process outside the namespace (the demo, the lab and Prosody tests) can drive
+it (:class:`v6alt.lab.xmpp_users.XmppUser` does):
 
 commands: {"cmd": "send", "to": JID, "body": TEXT}
           {"cmd": "join", "room": ROOM_JID, "nick": NICK}
@@ -11,9 +12,13 @@ commands: {"cmd": "send", "to": JID, "body": TEXT}
           {"cmd": "quit"}
 events:   {"event": "ready"} | {"event": "failed", "reason": ...}
           {"event": "message", "from", "type", "body"}
-          {"event": "error", "from", "condition", "text"}
+          {"event": "error", "from", "condition", "text", "body"}   a message bounced
+          {"event": "presence-error", "from", "condition", "text"}  e.g. a MUC join refused
           {"event": "joined", "room"}
           {"event": "disconnected"}
+
+A bounce's "body" is "" when the server returns the error without the
+original message (Prosody does, for s2s failures).
 """
 
 from __future__ import annotations
@@ -34,6 +39,18 @@ def emit(**event: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_error(event: str, stanza: Any, **extra: str) -> None:
+    """An error stanza (a bounce) as an event: who sent it, the condition and the text."""
+    error = stanza["error"]
+    emit(
+        event=event,
+        condition=error["condition"],
+        text=error["text"],
+        **{"from": str(stanza["from"])},
+        **extra,
+    )
+
+
 class ScriptedUser(ClientXMPP):  # type: ignore[misc, unused-ignore]
     def __init__(self, jid: str, password: str) -> None:
         # c2s runs on the namespace's loopback with the site's self-signed certificate.
@@ -45,6 +62,8 @@ class ScriptedUser(ClientXMPP):  # type: ignore[misc, unused-ignore]
         self.register_plugin("xep_0045")
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
+        self.add_event_handler("message_error", self.on_message_error)
+        self.add_event_handler("presence_error", self.on_presence_error)
         self.add_event_handler("groupchat_presence", self.on_muc_presence)
         self.add_event_handler("failed_all_auth", lambda _: emit(event="failed", reason="auth"))
         self.add_event_handler(
@@ -58,15 +77,16 @@ class ScriptedUser(ClientXMPP):  # type: ignore[misc, unused-ignore]
         emit(event="ready")
 
     def on_message(self, msg: Any) -> None:
-        sender = str(msg["from"])
-        if msg["type"] == "error":
-            error = msg["error"]
-            emit(
-                event="error", condition=error["condition"], text=error["text"], **{"from": sender}
-            )
-            return
-        if msg["body"]:
-            emit(event="message", type=msg["type"], body=msg["body"], **{"from": sender})
+        # slixmpp raises "message" for every stanza with a body, bounces with
+        # the original body included: those are reported by on_message_error.
+        if msg["type"] != "error" and msg["body"]:
+            emit(event="message", type=msg["type"], body=msg["body"], **{"from": str(msg["from"])})
+
+    def on_message_error(self, msg: Any) -> None:
+        emit_error("error", msg, body=msg["body"])
+
+    def on_presence_error(self, pres: Any) -> None:
+        emit_error("presence-error", pres)
 
     def on_muc_presence(self, pres: Any) -> None:
         if pres["type"] != "error" and 110 in pres["muc"]["status_codes"]:

@@ -25,6 +25,7 @@ __all__ = [
     "LOOKUP_LISTEN",
     "PROSODY_USER",
     "SiteFiles",
+    "instance_plumbing",
     "render_prosody_config",
     "site_template",
     "write_site_files",
@@ -39,12 +40,12 @@ TEMPLATE: Final = Path(__file__).with_name("prosody_site.cfg.lua")
 CERT_DAYS: Final = "30"
 
 _PLUMBING: Final = """\
--- Lab instance plumbing (one server per namespace, files under the lab's run directory).
+-- Instance plumbing (one server per namespace, its files under one directory).
 pidfile = "{tree}/prosody.pid"
 data_path = "{tree}/data"
 admin_socket = "{tree}/admin.sock"
 certificates = "{tree}"
-log = {{ info = "{tree}/prosody.log" }}
+log = {{ {log_level} = "{tree}/prosody.log" }}
 
 """
 
@@ -95,6 +96,16 @@ def site_template() -> str:
     return TEMPLATE.read_text()
 
 
+def instance_plumbing(tree: Path, log_level: str = "info") -> str:
+    """The global lines that let several Prosody servers share this machine.
+
+    Pid file, data, admin socket, certificates and ``prosody.log`` (from
+    ``log_level`` up) all go under ``tree``; they go in front of the
+    documented configuration, which leaves them to the distribution.
+    """
+    return _PLUMBING.format(tree=tree, log_level=log_level)
+
+
 def render_prosody_config(files: SiteFiles) -> str:
     body = Template(site_template()).substitute(
         plugin_path=files.modules,
@@ -103,7 +114,7 @@ def render_prosody_config(files: SiteFiles) -> str:
         key=files.key,
         lookup_url=LOOKUP_URL,
     )
-    return _PLUMBING.format(tree=files.tree) + body
+    return instance_plumbing(files.tree) + body
 
 
 def _make_certificate(files: SiteFiles) -> None:

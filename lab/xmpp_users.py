@@ -1,4 +1,9 @@
-"""Drive scripted XMPP users (:mod:`v6alt.lab.xmpp_client`) running inside lab hosts.
+"""Drive scripted XMPP users (:mod:`v6alt.lab.xmpp_client`) running inside network namespaces.
+
+The users of the demo, the lab and the end-to-end tests run in lab hosts
+(:class:`~v6alt.lab.host.LabHost`); the Prosody tests' users run in their own
+namespaces: anything with an ``argv`` method that prefixes a command to run
+inside a namespace will do.
 
 Each event is stamped with the monotonic time this process read it, so
 callers can measure delivery times without trusting another process's clock.
@@ -12,16 +17,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.util import find_spec
-from typing import Any
+from typing import Any, Final, Protocol
 
 from .errors import LabEnvironmentError, LabError
-from .host import LabHost
 
-__all__ = ["Event", "XmppUser", "check_client"]
+__all__ = ["Event", "Namespace", "XmppUser", "check_client"]
 
 Event = dict[str, Any]
+# How many of the last events a timeout's message shows, to say what came instead.
+SHOWN_ON_TIMEOUT: Final = 10
+
+
+class Namespace(Protocol):
+    """Where a user runs, e.g. a :class:`~v6alt.lab.host.LabHost`."""
+
+    def argv(self, cmd: Sequence[str], /) -> list[str]:
+        """``cmd`` prefixed to run inside the namespace (``ip netns exec NAME ...``)."""
+        ...
 
 
 def check_client() -> None:
@@ -33,12 +47,18 @@ def check_client() -> None:
 
 
 class XmppUser:
-    """One logged-in user; events arrive on a queue, commands go to its stdin."""
+    """One logged-in user; events arrive on a queue, commands go to its stdin.
 
-    def __init__(self, host: LabHost, jid: str, password: str, login_timeout: float = 30.0) -> None:
+    The client connects to ``[::1]:5222`` inside ``namespace``, where its
+    server listens. Raises :class:`LabError` when it cannot log in.
+    """
+
+    def __init__(
+        self, namespace: Namespace, jid: str, password: str, login_timeout: float = 30.0
+    ) -> None:
         self.jid = jid
-        self.process = host.popen(
-            [sys.executable, "-m", "v6alt.lab.xmpp_client", jid, password],
+        self.process = subprocess.Popen(
+            namespace.argv([sys.executable, "-m", "v6alt.lab.xmpp_client", jid, password]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -97,7 +117,7 @@ class XmppUser:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise LabError(f"{self.jid}: no {what} within {timeout:g} s")
+                raise LabError(f"{self.jid}: no {what} within {timeout:g} s{self._last_events()}")
             try:
                 event = self.events.get(timeout=remaining)
             except queue.Empty:
@@ -106,13 +126,32 @@ class XmppUser:
             if match(event):
                 return event
 
+    def _last_events(self) -> str:
+        shown = [
+            {key: value for key, value in event.items() if key != "at"}
+            for event in self.seen[-SHOWN_ON_TIMEOUT:]
+        ]
+        return f"; last events: {json.dumps(shown)}" if shown else ""
+
     def wait_message(self, body: str, timeout: float = 30.0) -> Event:
         return self.wait_for(
             lambda e: e["event"] == "message" and e["body"] == body, timeout, f"message {body!r}"
         )
 
+    def wait_error(self, recipient: str, timeout: float = 30.0) -> Event:
+        """The error bounced for a message sent to ``recipient``."""
+        return self.wait_for(
+            lambda e: e["event"] == "error" and e["from"] == recipient,
+            timeout,
+            f"error from {recipient}",
+        )
+
     def messages(self) -> list[Event]:
         return [e for e in self.drain() if e["event"] == "message"]
+
+    def received(self, body: str) -> bool:
+        """Whether a message with ``body`` arrived so far."""
+        return any(e["body"] == body for e in self.messages())
 
     def close(self) -> None:
         """End the client (no graceful logout needed)."""

@@ -39,7 +39,10 @@ def test_muc_on_a_subdomain_joined_from_the_other_server(mesh: MeshFactory) -> N
     local.join(room, "anna")
     local.wait_for(lambda e: e["event"] == "joined" and e["room"] == room, 30, "local join")
     remote.join(room, "boris")
-    joined = remote.wait_for(lambda e: e["event"] in ("joined", "error"), 60, "remote join")
+    # A refused join is a presence error: fail at once, showing it.
+    joined = remote.wait_for(
+        lambda e: e["event"] in ("joined", "presence-error"), 60, "remote join"
+    )
     assert joined == {**joined, "event": "joined", "room": room}
     local.groupchat(room, "welcome, boris")
     seen = remote.wait_message("welcome, boris", timeout=60)

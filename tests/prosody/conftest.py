@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from v6alt.codec import encode
+from v6alt.lab.xmpp_users import XmppUser
 
 from .lab import (
     INSTALLED,
@@ -25,7 +26,6 @@ from .lab import (
     Sidecar,
     mesh,
 )
-from .users import XmppUser
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
 # Where an unpacked Prosody 0.12 (Debian bookworm's package, `dpkg -x`) lives, if any.
