@@ -232,12 +232,16 @@ class Lab:
             )
         return hosts
 
-    def hosts(self) -> list[LabHost]:
-        """The hosts of the lab that is up (started by this process or an earlier one)."""
+    def up_state(self) -> LabState:
+        """The state of the lab that is up; :class:`LabNotUpError` when none is (complete)."""
         state = self.load_state()
         if state is None or not state.complete:
             raise LabNotUpError(f"no lab is up (no complete state in {self.state_path})")
-        return self._hosts_of(state)
+        return state
+
+    def hosts(self) -> list[LabHost]:
+        """The hosts of the lab that is up (started by this process or an earlier one)."""
+        return self._hosts_of(self.up_state())
 
     def host(self, name: str) -> LabHost:
         """One host by its short name (``a``) or its namespace (``v6lab-a``)."""

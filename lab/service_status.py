@@ -28,7 +28,6 @@ import yaml
 from v6alt.config import ConfigError, parse_config
 from v6alt.config_fields import format_endpoint
 
-from .procs import is_our_process
 from .state import ServiceRecord
 
 __all__ = ["ENDPOINT_LABELS", "ServiceStatus", "describe_endpoints", "service_status"]
@@ -185,11 +184,7 @@ _ENDPOINT_READERS: Final[dict[str, Callable[[str, str | None], dict[str, str]]]]
 
 def service_status(record: ServiceRecord, ygg_address: str | None) -> ServiceStatus:
     """Check one recorded server; ``ygg_address`` is its host's (for listeners on every address)."""
-    running = (
-        record.pid is not None
-        and record.pid_start is not None
-        and is_our_process(record.pid, record.pid_start, record.marker)
-    )
+    running = record.running()
     # A variant of a known server (``synapse-stock``) has that server's config format.
     reader = _ENDPOINT_READERS.get(record.kind) or _ENDPOINT_READERS.get(
         record.kind.partition("-")[0]

@@ -32,11 +32,16 @@ from typing import Final
 
 from .errors import LabEnvironmentError, LabError, LabNotUpError, LabTimeoutError
 from .host import LabHost
-from .interrupts import Interrupts
 from .lab import Lab
 from .netns import find_tool, netns_exec_argv
-from .procs import is_our_process, process_start_time
-from .state import LabLock, LabState, ServiceRecord
+from .procs import process_start_time
+from .service_control import (
+    ServiceSpawner,
+    output_tail,
+    service_spawner,
+    stop_service_kinds,
+)
+from .state import LabState, ServiceRecord
 from .teardown import TeardownReport, stop_services
 from .xmpp_files import DNS_LISTEN, LOOKUP_LISTEN, PROSODY_USER, SiteFiles, write_site_files
 
@@ -55,7 +60,6 @@ XMPP_KINDS: Final = ("sidecar", "prosody")  # the ServiceRecord kinds start_xmpp
 STARTUP_TIMEOUT: Final = 30.0
 _READY_SIDECAR: Final = "v6alt sidecar ready"
 _READY_PROSODY: Final = "Activated service 's2s'"
-_DETACHED: list[subprocess.Popen[bytes]] = []
 
 Progress = Callable[[str], None]
 
@@ -128,9 +132,7 @@ def _domain(host: LabHost) -> str:
 
 def xmpp_sites(lab: Lab) -> list[XmppSite]:
     """The XMPP sites of a lab whose services are up (e.g. started by ``lab up --with xmpp``)."""
-    state = lab.load_state()
-    if state is None or not state.complete:
-        raise LabNotUpError(f"no lab is up (no complete state in {lab.state_path})")
+    state = lab.up_state()
     trees = {s.host: s.tree for s in state.services if s.kind == "sidecar" and s.tree}
     sites = []
     for host in lab.hosts():
@@ -145,12 +147,7 @@ def _running(state: LabState) -> bool:
     """Every host has its sidecar and Prosody, and all of them still run."""
     ours = [s for s in state.services if s.kind in XMPP_KINDS]
     wanted = {(h.host, k) for h in state.hosts for k in XMPP_KINDS}
-    return {(s.host, s.kind) for s in ours} == wanted and all(
-        s.pid is not None
-        and s.pid_start is not None
-        and is_our_process(s.pid, s.pid_start, s.marker)
-        for s in ours
-    )
+    return {(s.host, s.kind) for s in ours} == wanted and all(s.running() for s in ours)
 
 
 def start_xmpp(lab: Lab, timeout: float = STARTUP_TIMEOUT) -> list[XmppSite]:
@@ -164,10 +161,8 @@ def start_xmpp(lab: Lab, timeout: float = STARTUP_TIMEOUT) -> list[XmppSite]:
     lab.require_root()
     check_xmpp_tools()
     hosts = lab.hosts()
-    with LabLock(lab.run_dir), Interrupts() as guard:
-        state = lab.load_state()
-        if state is None or not state.complete:
-            raise LabNotUpError("no lab is up")
+    with service_spawner(lab) as spawner:
+        state, guard = spawner.state, spawner.guard
         if _running(state):
             lab.progress("XMPP servers already running; nothing to do")
             return xmpp_sites(lab)
@@ -175,7 +170,7 @@ def start_xmpp(lab: Lab, timeout: float = STARTUP_TIMEOUT) -> list[XmppSite]:
             with guard.critical():
                 stop_services(state, lab.state_path, lab.progress, XMPP_KINDS)
         _open_run_dirs(state)
-        starter = _Starter(lab, state, guard)
+        starter = _Starter(spawner)
         try:
             for host in hosts:
                 starter.start_site(host, time.monotonic() + timeout)
@@ -189,12 +184,7 @@ def start_xmpp(lab: Lab, timeout: float = STARTUP_TIMEOUT) -> list[XmppSite]:
 
 def stop_xmpp(lab: Lab) -> TeardownReport:
     """Stop the sidecars and Prosody servers and remove their files; the lab stays up."""
-    lab.require_root()
-    with LabLock(lab.run_dir), Interrupts() as guard, guard.critical():
-        state = lab.load_state()
-        if state is None:
-            return TeardownReport()
-        return stop_services(state, lab.state_path, lab.progress, XMPP_KINDS)
+    return stop_service_kinds(lab, XMPP_KINDS)
 
 
 def _open_run_dirs(state: LabState) -> None:
@@ -205,24 +195,16 @@ def _open_run_dirs(state: LabState) -> None:
 
 
 class _Starter:
-    def __init__(self, lab: Lab, state: LabState, guard: Interrupts) -> None:
-        self.lab, self.state, self.guard = lab, state, guard
-
-    def _save(self) -> None:
-        self.state.save(self.lab.state_path)
+    def __init__(self, spawner: ServiceSpawner) -> None:
+        self.spawner, self.lab = spawner, spawner.lab
 
     def start_site(self, host: LabHost, deadline: float) -> None:
-        record = self.state.host(host.host)
-        assert record.dir is not None
-        files = SiteFiles(Path(record.dir) / "xmpp", _domain(host))
-        sidecar = ServiceRecord(host=host.host, kind="sidecar", marker=str(files.sidecar_config))
-        with self.guard.critical():
-            self.state.services.append(sidecar)
-            files.tree.mkdir(mode=0o755)  # exists -> error: not ours to reuse
-            sidecar.tree = str(files.tree)
-            self._save()
+        files = SiteFiles(self.spawner.host_dir(host.host) / "xmpp", _domain(host))
+        sidecar = self.spawner.record(
+            host.host, "sidecar", str(files.sidecar_config), files.tree, tree_mode=0o755
+        )
         write_site_files(files)
-        self._spawn(
+        self.spawner.spawn(
             sidecar,
             host,
             [sys.executable, "-m", "v6alt", "sidecar", "--config", str(files.sidecar_config),
@@ -234,11 +216,8 @@ class _Starter:
             f"{host.host}: sidecar ready (pid {sidecar.pid}): DNS {DNS_LISTEN}, "
             f"lookup {LOOKUP_LISTEN}"
         )
-        prosody = ServiceRecord(host=host.host, kind="prosody", marker=str(files.prosody_config))
-        with self.guard.critical():
-            self.state.services.append(prosody)
-            self._save()
-        self._spawn(
+        prosody = self.spawner.record(host.host, "prosody", str(files.prosody_config))
+        self.spawner.spawn(
             prosody,
             host,
             [*_setpriv(), "prosody", "--config", str(files.prosody_config), "-F"],
@@ -250,23 +229,6 @@ class _Starter:
             f"MUC groups.{files.domain}"
         )
 
-    def _spawn(
-        self, service: ServiceRecord, host: LabHost, command: list[str], output: Path
-    ) -> None:
-        # `ip netns exec` and `setpriv` both exec, so the pid is the server's own.
-        with self.guard.critical(), output.open("ab") as out:
-            proc = subprocess.Popen(
-                host.argv(command),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            service.pid = proc.pid
-            service.pid_start = process_start_time(proc.pid)
-            self._save()
-        _DETACHED.append(proc)
-
     def _wait(
         self,
         service: ServiceRecord,
@@ -276,9 +238,7 @@ class _Starter:
         output: Path | None = None,
     ) -> None:
         def tail() -> str:
-            texts = [p.read_text(errors="replace") for p in (output, log) if p and p.exists()]
-            lines = "\n".join(texts).strip().splitlines()[-8:]
-            return "\n  ".join(["", *lines]) if lines else ""
+            return output_tail([output, log], lines=8)
 
         while True:
             if service.pid is None or process_start_time(service.pid) != service.pid_start:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from .errors import LabError, LabStateError
+from .procs import is_our_process
 
 __all__ = [
     "STATE_VERSION",
@@ -84,6 +85,14 @@ class ServiceRecord:
     tree: str | None = None
     pid: int | None = None
     pid_start: int | None = None
+
+    def running(self) -> bool:
+        """The recorded process still runs: same pid, same start time, marker in its argv."""
+        return (
+            self.pid is not None
+            and self.pid_start is not None
+            and is_our_process(self.pid, self.pid_start, self.marker)
+        )
 
 
 @dataclass

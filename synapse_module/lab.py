@@ -19,7 +19,6 @@ down`` stops it and removes its files.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,13 +27,14 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Final
 
-from v6alt.lab import Lab, LabError, LabHost, LabNotUpError, LabTimeoutError
+from v6alt.lab import Lab, LabError, LabHost, LabTimeoutError
 from v6alt.lab.errors import LabEnvironmentError
 from v6alt.lab.netns import find_tool
-from v6alt.lab.procs import is_our_process, process_start_time
-from v6alt.lab.state import LabLock, ServiceRecord
+from v6alt.lab.procs import process_start_time
+from v6alt.lab.service_control import service_spawner
+from v6alt.lab.state import LabState, ServiceRecord
 
-from .lab_client import ClientApi, MatrixUser, register_user
+from .lab_client import ClientApi, MatrixUser, register_user, wait_healthy
 from .lab_files import FEDERATION_PORT, HomeserverFiles, write_homeserver_files
 
 __all__ = [
@@ -45,11 +45,11 @@ __all__ = [
     "spawn_homeserver",
     "start_homeserver",
     "start_homeservers",
+    "wait_synapse_ready",
 ]
 
 SERVICE_KIND: Final = "synapse"
 STARTUP_TIMEOUT: Final = 120.0
-_DETACHED: list[subprocess.Popen[bytes]] = []
 
 Progress = Callable[[str], None]
 
@@ -64,6 +64,26 @@ def check_synapse_tools() -> None:
             "install it with: pip install matrix-synapse"
         )
     find_tool("openssl", "openssl", "apt-get install openssl")
+
+
+def synapse_command(files: HomeserverFiles) -> list[str]:
+    """Synapse on ``files.config``, in this interpreter (so the v6alt module imports)."""
+    return [sys.executable, "-m", "synapse.app.homeserver", "-c", str(files.config)]
+
+
+def wait_synapse_ready(
+    files: HomeserverFiles, running: Callable[[], bool], deadline: float, where: str
+) -> None:
+    """Until its client API answers ``/health`` (all listeners are up by then).
+
+    :class:`LabError` naming ``where`` once the process has exited,
+    :class:`LabTimeoutError` after ``deadline`` (:func:`time.monotonic`).
+    """
+    if wait_healthy(ClientApi(files.client_socket, files.server_name), running, deadline):
+        return
+    if not running():
+        raise LabError(f"{where}: synapse exited at start-up{files.output_tail()}")
+    raise LabTimeoutError(f"timed out waiting for synapse on {where}{files.output_tail()}")
 
 
 @dataclass(frozen=True)
@@ -94,46 +114,22 @@ class LabSynapse:
         return process_start_time(self.pid) is not None
 
     def log_text(self) -> str:
-        path = self.files.log
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.files.log_text()
 
     def output_tail(self, lines: int = 12) -> str:
-        texts = [p.read_text(errors="replace") for p in (self.files.output, self.files.log)
-                 if p.exists()]  # fmt: skip
-        tail = "\n".join(texts).strip().splitlines()[-lines:]
-        return "\n  ".join(["", *tail]) if tail else ""
+        return self.files.output_tail(lines)
 
     def wait_ready(self, deadline: float) -> None:
         """Until the client API answers ``/health`` (all listeners are up by then)."""
-        while True:
-            if not self.running():
-                raise LabError(f"{self.host.host}: synapse exited at start-up{self.output_tail()}")
-            try:
-                status, _ = self.api.request("GET", "/health", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise LabTimeoutError(
-                    f"timed out waiting for synapse on {self.host.host}{self.output_tail()}"
-                )
-            time.sleep(0.3)
+        wait_synapse_ready(self.files, self.running, deadline, self.host.host)
 
 
-def _running_record(lab: Lab, host: LabHost) -> ServiceRecord | None:
+def _running_record(lab: Lab, state: LabState, host: LabHost) -> ServiceRecord | None:
     """The recorded homeserver of ``host`` if it still runs; a dead one is forgotten."""
-    state = lab.load_state()
-    if state is None or not state.complete:
-        raise LabNotUpError(f"no lab is up (no complete state in {lab.state_path})")
     for record in list(state.services):
         if record.host != host.host or record.kind != SERVICE_KIND:
             continue
-        if (
-            record.pid is not None
-            and record.pid_start is not None
-            and is_our_process(record.pid, record.pid_start, record.marker)
-        ):
+        if record.running():
             return record
         # Died (or never started): its tree is ours, inside the run dir; start afresh.
         if record.tree and Path(lab.run_dir) in Path(record.tree).parents:
@@ -147,56 +143,36 @@ def spawn_homeserver(lab: Lab, host: LabHost, progress: Progress) -> LabSynapse:
     """Write the files and start Synapse on ``host`` without waiting for it to be ready."""
     lab.require_root()
     check_synapse_tools()
-    with LabLock(lab.run_dir):
-        existing = _running_record(lab, host)
+    with service_spawner(lab) as spawner:
+        existing = _running_record(lab, spawner.state, host)
         if existing is not None:
             assert existing.tree is not None and existing.pid is not None
             progress(f"{host.host}: synapse already running (pid {existing.pid})")
             return LabSynapse(host, HomeserverFiles(Path(existing.tree), host.name), existing.pid)
-        state = lab.load_state()
-        assert state is not None
-        host_dir = state.host(host.host).dir
-        if host_dir is None:
-            raise LabNotUpError(f"host {host.host} of the lab has no directory")
-        files = HomeserverFiles(Path(host_dir) / "matrix", host.name)
-        record = ServiceRecord(host=host.host, kind=SERVICE_KIND, marker=str(files.config))
-        state.services.append(record)
-        files.tree.mkdir(mode=0o700)  # exists -> error: not ours to reuse
-        record.tree = str(files.tree)
-        state.save(lab.state_path)
-        write_homeserver_files(files, host.ygg_address)
-        command = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(files.config)]
-        # `ip netns exec` execs, so the recorded pid is Synapse's own.
-        with files.output.open("ab") as out:
-            proc = subprocess.Popen(
-                host.argv(command),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        record.pid, record.pid_start = proc.pid, process_start_time(proc.pid)
-        state.save(lab.state_path)
-        _DETACHED.append(proc)
+
+        def prepare(tree: Path) -> tuple[list[str], Path]:
+            files = HomeserverFiles(tree, host.name)
+            write_homeserver_files(files, host.ygg_address)
+            return synapse_command(files), files.config
+
+        tree, pid = spawner.start(host, SERVICE_KIND, "matrix", prepare)
+    files = HomeserverFiles(tree, host.name)
     progress(
-        f"{host.host}: synapse starting (pid {proc.pid}), server name {files.server_name}, "
+        f"{host.host}: synapse starting (pid {pid}), server name {files.server_name}, "
         f"federation on [{host.ygg_address}]:{FEDERATION_PORT}"
     )
-    return LabSynapse(host, files, proc.pid)
+    return LabSynapse(host, files, pid)
 
 
 def lab_homeservers(lab: Lab) -> list[LabSynapse]:
     """The homeservers that run on a lab that is up (started by this process or another)."""
     hosts = {host.host: host for host in lab.hosts()}
-    state = lab.load_state()
-    assert state is not None
+    state = lab.up_state()
     servers = []
     for record in state.services:
         if record.kind != SERVICE_KIND or record.tree is None or record.pid is None:
             continue
-        if record.pid_start is None or not is_our_process(
-            record.pid, record.pid_start, record.marker
-        ):
+        if not record.running():
             continue
         host = hosts[record.host]
         servers.append(LabSynapse(host, HomeserverFiles(Path(record.tree), host.name), record.pid))

@@ -17,13 +17,15 @@ import socket
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["ClientApi", "MatrixApiError", "MatrixUser", "register_user"]
+__all__ = ["ClientApi", "MatrixApiError", "MatrixUser", "quote", "register_user", "wait_healthy"]
 
 REQUEST_TIMEOUT: Final = 60.0
 POLL_INTERVAL: Final = 0.2
+HEALTH_INTERVAL: Final = 0.3
 
 
 class MatrixApiError(RuntimeError):
@@ -42,7 +44,8 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """``value`` as one URL path segment or query value (``/``, ``:``, ``!`` escaped too)."""
     return urllib.parse.quote(value, safe="")
 
 
@@ -61,10 +64,13 @@ class ClientApi:
         token: str | None = None,
         timeout: float = REQUEST_TIMEOUT,
     ) -> tuple[int, Any]:
-        """``(status, parsed JSON or text)``; raises :class:`OSError` if the socket is not up."""
+        """``(status, parsed JSON or text)``; raises :class:`OSError` if the socket is not up.
+
+        Without ``token`` (None or empty) the request is unauthenticated.
+        """
         connection = _UnixHTTPConnection(self.socket_path, timeout)
         headers = {"Content-Type": "application/json"}
-        if token is not None:
+        if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None if body is None else json.dumps(body).encode()
         try:
@@ -88,6 +94,24 @@ class ClientApi:
                 f"{self.server_name}: {method} {path.split('?')[0]}: {status} {answer}"
             )
         return answer
+
+
+def wait_healthy(api: ClientApi, running: Callable[[], bool], deadline: float) -> bool:
+    """Poll ``GET /health`` until it answers 200: True.
+
+    False as soon as ``running()`` is False (the server exited), or once
+    ``deadline`` (:func:`time.monotonic`) has passed.
+    """
+    while running():
+        try:
+            if api.request("GET", "/health", timeout=2)[0] == 200:
+                return True
+        except OSError:  # the socket is not there yet
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(HEALTH_INTERVAL)
+    return False
 
 
 def register_user(api: ClientApi, secret: str, localpart: str, password: str) -> MatrixUser:
@@ -134,7 +158,7 @@ class MatrixUser:
     def _sync(self) -> dict[str, Any]:
         # Incremental from the last token: a repeated initial sync may come from
         # Synapse's response cache and hide a new invite.
-        query = f"&since={_quote(self._since)}" if self._since else ""
+        query = f"&since={quote(self._since)}" if self._since else ""
         answer = self._call("GET", f"/_matrix/client/v3/sync?timeout=1000{query}")
         self._since = str(answer["next_batch"])
         return answer
@@ -157,14 +181,14 @@ class MatrixUser:
     def join(self, room_id: str, timeout: float) -> None:
         """Wait for the invite (it comes over federation), then join through its sender's server."""
         via = self.wait_invite(room_id, timeout)
-        query = "&".join(f"server_name={_quote(server)}" for server in via)
-        self._call("POST", f"/_matrix/client/v3/join/{_quote(room_id)}?{query}", {})
+        query = "&".join(f"server_name={quote(server)}" for server in via)
+        self._call("POST", f"/_matrix/client/v3/join/{quote(room_id)}?{query}", {})
 
     def send_text(self, room_id: str, body: str) -> None:
         txn = uuid.uuid4().hex
         self._call(
             "PUT",
-            f"/_matrix/client/v3/rooms/{_quote(room_id)}/send/m.room.message/{txn}",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{txn}",
             {"msgtype": "m.text", "body": body},
         )
 
@@ -173,9 +197,9 @@ class MatrixUser:
         bodies: list[str] = []
         token = ""
         while len(bodies) < limit:
-            query = f"dir=b&limit=100{f'&from={_quote(token)}' if token else ''}"
+            query = f"dir=b&limit=100{f'&from={quote(token)}' if token else ''}"
             answer = self._call(
-                "GET", f"/_matrix/client/v3/rooms/{_quote(room_id)}/messages?{query}"
+                "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/messages?{query}"
             )
             chunk = answer.get("chunk", [])
             bodies += [
@@ -205,5 +229,5 @@ class MatrixUser:
             time.sleep(POLL_INTERVAL)
 
     def joined_members(self, room_id: str) -> list[str]:
-        answer = self._call("GET", f"/_matrix/client/v3/rooms/{_quote(room_id)}/joined_members")
+        answer = self._call("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
         return sorted(answer.get("joined", {}))

@@ -5,26 +5,36 @@ federation on ``[mesh address]:8448`` with TLS, ``trusted_key_servers: []``,
 the v6alt module with the default config) plus what a disposable lab server
 needs: SQLite, a registration shared secret, the client API on a unix socket
 in its directory (reached from any namespace through the file system), and
-rate limits that let a test send bursts.
+rate limits that let a test send bursts. The homeservers of tests/synapse
+are disposable servers too: they take the same settings (:func:`lab_config`)
+on top of the documented snippet read from the docs themselves.
 """
 
 from __future__ import annotations
 
 import secrets
-import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 import yaml
 
+from v6alt.lab.service_control import ServiceTree
+
+from .certificates import CertificateIssuer, self_signed_certificate
+
 __all__ = [
     "FEDERATION_PORT",
+    "LAB_LOGGERS",
     "CertificateIssuer",
     "HomeserverFiles",
     "documented_settings",
+    "lab_config",
+    "log_config",
+    "write_config",
     "write_homeserver_config",
     "write_homeserver_files",
     "write_server_keys",
@@ -32,8 +42,10 @@ __all__ = [
 
 FEDERATION_PORT: Final = 8448
 
-#: Writes a TLS key and certificate for a DNS name: ``issuer(name, key_path, certificate_path)``.
-CertificateIssuer = Callable[[str, Path, Path], None]
+#: The loggers a lab homeserver logs apart from the rest (name -> level; the rest: INFO).
+LAB_LOGGERS: Final[Mapping[str, str]] = MappingProxyType(
+    {"v6alt": "DEBUG", "synapse.storage.SQL": "WARNING"}
+)
 
 _LOG_CONFIG: Final = """\
 version: 1
@@ -46,8 +58,7 @@ handlers:
     filename: "{log}"
     formatter: plain
 loggers:
-  v6alt: {{level: DEBUG}}
-  synapse.storage.SQL: {{level: WARNING}}
+{loggers}
 root:
   level: INFO
   handlers: [file]
@@ -56,23 +67,15 @@ disable_existing_loggers: false
 
 
 @dataclass(frozen=True)
-class HomeserverFiles:
+class HomeserverFiles(ServiceTree):
     """Where one lab homeserver keeps everything (its own directory, removed by ``down``)."""
 
-    tree: Path
     server_name: str
+    log_name: ClassVar[str] = "homeserver.log"
 
     @property
     def config(self) -> Path:
         return self.tree / "homeserver.yaml"
-
-    @property
-    def log(self) -> Path:
-        return self.tree / "homeserver.log"
-
-    @property
-    def output(self) -> Path:
-        return self.tree / "stdout.log"
 
     @property
     def client_socket(self) -> Path:
@@ -84,6 +87,15 @@ class HomeserverFiles:
 
     def secret(self) -> str:
         return self.secret_file.read_text().strip()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def log_config(log: Path, loggers: Mapping[str, str] = LAB_LOGGERS) -> str:
+    """Synapse's logging config (YAML): INFO and up into ``log``, ``loggers`` at their levels."""
+    levels = "\n".join(f"  {name}: {{level: {level}}}" for name, level in loggers.items())
+    return _LOG_CONFIG.format(log=log, loggers=levels)
 
 
 def documented_settings(
@@ -142,16 +154,6 @@ def _lab_settings(files: HomeserverFiles, secret: str) -> dict[str, Any]:
     }
 
 
-def _self_signed_certificate(name: str, key: Path, certificate: Path) -> None:
-    # Peers do not check it: they trust the address they dialled (IP-bound trust).
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "365", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
-         "-keyout", str(key), "-out", str(certificate)],
-        check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-    )  # fmt: skip
-
-
 def _lift_never_dial(config: dict[str, Any], unsafe_allow: Sequence[str]) -> None:
     # Both gates must open: the module's never-dial list and Synapse's own blocklist.
     module_ranges = config["modules"][0]["config"]["ranges"]
@@ -160,34 +162,61 @@ def _lift_never_dial(config: dict[str, Any], unsafe_allow: Sequence[str]) -> Non
 
 
 def write_server_keys(
-    files: HomeserverFiles, issuer: CertificateIssuer = _self_signed_certificate
+    files: HomeserverFiles,
+    issuer: CertificateIssuer = self_signed_certificate,
+    loggers: Mapping[str, str] = LAB_LOGGERS,
 ) -> str:
     """TLS certificate (from ``issuer``), signing key, log config and registration secret.
 
     Written into ``files.tree`` (already made); returns the registration secret.
+    The default issuer's self-signed certificate is never checked by peers
+    with the module: they trust the address they dialled (IP-bound trust).
     """
     from signedjson.key import generate_signing_key, write_signing_keys
 
     tree = files.tree
     host_name = files.server_name.partition(":")[0]  # a v6.alt name has no colon; a port may follow
     issuer(host_name, tree / "tls.key", tree / "tls.crt")
+    # A fresh key id every time: a server name may come again (a host's homeserver
+    # started afresh), and peers cache keys by (server name, key id).
     with open(tree / "signing.key", "w") as stream:
         write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
     secret = secrets.token_hex(16)
     files.secret_file.write_text(secret + "\n")
     files.secret_file.chmod(0o600)
-    (tree / "log.yaml").write_text(_LOG_CONFIG.format(log=files.log))
+    (tree / "log.yaml").write_text(log_config(files.log, loggers))
     return secret
+
+
+def lab_config(
+    files: HomeserverFiles,
+    config: dict[str, Any],
+    secret: str,
+    client_resources: Sequence[str] = ("client",),
+) -> dict[str, Any]:
+    """``config`` plus the client API on ``files.client_socket`` and the lab settings.
+
+    ``client_resources`` are the resources the socket serves (``keys`` too for
+    a test that queries keys through its own server).
+    """
+    client = {"path": str(files.client_socket), "type": "http",
+              "resources": [{"names": list(client_resources)}]}  # fmt: skip
+    return {
+        **config,
+        "listeners": [*config["listeners"], client],
+        **_lab_settings(files, secret),
+    }
+
+
+def write_config(files: HomeserverFiles, config: dict[str, Any]) -> None:
+    """``config`` as ``files.config`` (mode 0600: it holds the registration secret)."""
+    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    files.config.chmod(0o600)
 
 
 def write_homeserver_config(files: HomeserverFiles, config: dict[str, Any], secret: str) -> None:
     """``config`` plus the client socket and the lab settings, as homeserver.yaml (mode 0600)."""
-    config["listeners"].append(
-        {"path": str(files.client_socket), "type": "http", "resources": [{"names": ["client"]}]}
-    )
-    config.update(_lab_settings(files, secret))
-    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
-    files.config.chmod(0o600)
+    write_config(files, lab_config(files, config, secret))
 
 
 def write_homeserver_files(

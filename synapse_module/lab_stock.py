@@ -27,8 +27,6 @@ lab's run directory.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,14 +34,19 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Final
 
-from v6alt.lab import Lab, LabError, LabHost, LabNotUpError, LabTimeoutError
-from v6alt.lab.interrupts import Interrupts
+from v6alt.lab import Lab, LabError, LabHost, LabTimeoutError
 from v6alt.lab.netns import find_tool
 from v6alt.lab.procs import process_start_time
-from v6alt.lab.state import LabLock, ServiceRecord
-from v6alt.lab.teardown import TeardownReport, stop_services
+from v6alt.lab.service_control import Prepare, service_spawner, stop_service_kinds
+from v6alt.lab.teardown import TeardownReport
 
-from .lab import SERVICE_KIND, STARTUP_TIMEOUT, LabSynapse, check_synapse_tools
+from .lab import (
+    SERVICE_KIND,
+    STARTUP_TIMEOUT,
+    LabSynapse,
+    check_synapse_tools,
+    synapse_command,
+)
 from .lab_files import HomeserverFiles
 from .stock_files import (
     DnsFiles,
@@ -68,7 +71,6 @@ DNS_KIND: Final = "unbound"
 #: Every kind of ServiceRecord the module's and the stock homeservers make.
 HOMESERVER_KINDS: Final = (SERVICE_KIND, STOCK_KIND, DNS_KIND)
 DNS_TIMEOUT: Final = 15.0
-_DETACHED: list[subprocess.Popen[bytes]] = []
 
 Progress = Callable[[str], None]
 
@@ -89,49 +91,14 @@ def with_resolv_conf(resolv_conf: Path, argv: Sequence[str]) -> list[str]:
     return ["sh", "-c", script, str(resolv_conf), *argv]
 
 
-Prepare = Callable[[Path], tuple[list[str], Path]]
-
-
 def _spawn(
     lab: Lab, host: LabHost, kind: str, tree_name: str, prepare: Prepare
 ) -> tuple[Path, int]:
-    """Record a service, make its tree, let ``prepare`` fill it, start its command.
-
-    ``prepare(tree)`` writes the files and returns the command and its config
-    file, which must be in the command: the record's marker.
-    """
-    with LabLock(lab.run_dir), Interrupts() as guard:
-        state = lab.load_state()
-        if state is None or not state.complete:
-            raise LabNotUpError(f"no lab is up (no complete state in {lab.state_path})")
-        if any(s.host == host.host and s.kind == kind for s in state.services):
+    """Record a server of ``kind`` on ``host`` (one at most), make its tree, start it."""
+    with service_spawner(lab) as spawner:
+        if any(s.host == host.host and s.kind == kind for s in spawner.state.services):
             raise LabError(f"{host.host}: a {kind} is already recorded; stop it first")
-        host_dir = state.host(host.host).dir
-        if host_dir is None:
-            raise LabNotUpError(f"host {host.host} of the lab has no directory")
-        tree = Path(host_dir) / tree_name
-        record = ServiceRecord(host=host.host, kind=kind, marker="")
-        with guard.critical():
-            state.services.append(record)
-            tree.mkdir(mode=0o700)  # exists -> error: not ours to reuse
-            record.tree = str(tree)
-            state.save(lab.state_path)
-        command, marker = prepare(tree)
-        if str(marker) not in command:
-            raise LabError(f"{host.host}: the {kind} command does not name its config {marker}")
-        record.marker = str(marker)
-        with guard.critical(), (tree / "stdout.log").open("ab") as out:
-            proc = subprocess.Popen(
-                host.argv(command),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            record.pid, record.pid_start = proc.pid, process_start_time(proc.pid)
-            state.save(lab.state_path)
-        _DETACHED.append(proc)
-    return tree, proc.pid
+        return spawner.start(host, kind, tree_name, prepare)
 
 
 def _resolves(host: LabHost, files: DnsFiles, name: str, address: IPv6Address) -> bool:
@@ -159,26 +126,18 @@ def _start_dns(
     pending = dict(records)
     while pending:
         if process_start_time(pid) is None:
-            raise LabError(
-                f"{host.host}: unbound exited at start-up{_tail(files.output, files.log)}"
-            )
+            raise LabError(f"{host.host}: unbound exited at start-up{files.output_tail(8)}")
         for name, address in list(pending.items()):
             if _resolves(host, files, name, address):
                 del pending[name]
         if pending and time.monotonic() > deadline:
             raise LabTimeoutError(
                 f"{host.host}: {', '.join(pending)} did not resolve through unbound"
-                f"{_tail(files.output, files.log)}"
+                f"{files.output_tail(8)}"
             )
         time.sleep(0.1)
     progress(f"{host.host}: unbound ready (pid {pid}) on [::1]:53: {', '.join(records)}")
     return files
-
-
-def _tail(*paths: Path, lines: int = 8) -> str:
-    texts = [p.read_text(errors="replace") for p in paths if p.exists()]
-    tail = "\n".join(texts).strip().splitlines()[-lines:]
-    return "\n  ".join(["", *tail]) if tail else ""
 
 
 def start_stock_homeservers(
@@ -206,7 +165,7 @@ def start_stock_homeservers(
             ) -> tuple[list[str], Path]:
                 files = HomeserverFiles(tree, name)
                 write_stock_homeserver_files(files, host.ygg_address, ca)
-                synapse = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(files.config)]
+                synapse = synapse_command(files)
                 return with_resolv_conf(dns[host.host].resolv_conf, synapse), files.config
 
             tree, pid = _spawn(lab, host, STOCK_KIND, "matrix-stock", prepare)
@@ -226,9 +185,4 @@ def stop_lab_homeservers(lab: Lab) -> TeardownReport:
 
     The lab and its other services (XMPP) stay up.
     """
-    lab.require_root()
-    with LabLock(lab.run_dir), Interrupts() as guard, guard.critical():
-        state = lab.load_state()
-        if state is None:
-            return TeardownReport()
-        return stop_services(state, lab.state_path, lab.progress, HOMESERVER_KINDS)
+    return stop_service_kinds(lab, HOMESERVER_KINDS)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from v6alt.codec import encode
-from v6alt.lab.errors import LabEnvironmentError, LabError, LabTimeoutError
+from v6alt.lab.errors import LabEnvironmentError, LabError
 
-from .lab import STARTUP_TIMEOUT, check_synapse_tools
+from .lab import STARTUP_TIMEOUT, check_synapse_tools, synapse_command, wait_synapse_ready
 from .lab_client import ClientApi, MatrixApiError, MatrixUser, register_user
 from .lab_files import HomeserverFiles, write_homeserver_files
 
@@ -75,28 +75,11 @@ class _Server:
     def api(self) -> ClientApi:
         return ClientApi(self.files.client_socket, self.files.server_name)
 
-    def output_tail(self, lines: int = 12) -> str:
-        texts = [p.read_text(errors="replace") for p in (self.files.output, self.files.log)
-                 if p.exists()]  # fmt: skip
-        tail = "\n".join(texts).strip().splitlines()[-lines:]
-        return "\n  ".join(["", *tail]) if tail else ""
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def wait_ready(self, deadline: float) -> None:
-        while True:
-            if self.process.poll() is not None:
-                raise LabError(
-                    f"{self.files.server_name}: synapse exited at start-up{self.output_tail()}"
-                )
-            try:
-                if self.api.request("GET", "/health", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise LabTimeoutError(
-                    f"timed out waiting for synapse {self.files.server_name}{self.output_tail()}"
-                )
-            time.sleep(0.3)
+        wait_synapse_ready(self.files, self.running, deadline, self.files.server_name)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -125,10 +108,9 @@ def _spawn(tree: Path, port: int) -> _Server:
     files = HomeserverFiles(tree, f"{encode(LOOPBACK)}:{port}")
     tree.mkdir(mode=0o700)
     write_homeserver_files(files, LOOPBACK, port=port, unsafe_allow=[f"{LOOPBACK}/128"])
-    command = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(files.config)]
     with files.output.open("ab") as out:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            synapse_command(files), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     return _Server(files, port, process)

@@ -20,13 +20,15 @@ the lab mounts over ``/etc/resolv.conf`` for the homeserver's process alone.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
+from v6alt.lab.service_control import ServiceTree
+
+from .certificates import LabCa, make_lab_ca
 from .lab_files import (
     FEDERATION_PORT,
     HomeserverFiles,
@@ -49,7 +51,6 @@ __all__ = [
 
 STOCK_ZONE: Final = "lab.example"
 DNS_LISTEN: Final = "::1"
-_OPENSSL_TIMEOUT: Final = 60.0
 
 
 def stock_server_name(host: str) -> str:
@@ -57,67 +58,6 @@ def stock_server_name(host: str) -> str:
     if not host.isalnum() or not host.isascii():
         raise ValueError(f"host name {host!r} is not a single DNS label of letters and digits")
     return f"{host.lower()}.{STOCK_ZONE}"
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(
-        ["openssl", *args],
-        check=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=_OPENSSL_TIMEOUT,
-    )
-
-
-@dataclass(frozen=True)
-class LabCa:
-    """A throw-away certificate authority: ``ca.crt`` and ``ca.key`` in ``directory``."""
-
-    directory: Path
-
-    @property
-    def certificate(self) -> Path:
-        return self.directory / "ca.crt"
-
-    @property
-    def key(self) -> Path:
-        return self.directory / "ca.key"
-
-    def issue(self, name: str, key: Path, certificate: Path) -> None:
-        """A server certificate for DNS name ``name`` (a ``CertificateIssuer``)."""
-        request = certificate.with_suffix(".csr")
-        _openssl(
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(request),
-        )  # fmt: skip
-        # Everything strict X.509 verification asks of a server's leaf certificate.
-        extensions = certificate.with_suffix(".ext")
-        extensions.write_text(
-            f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-            "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
-        )
-        _openssl(
-            "x509", "-req", "-in", str(request), "-days", "30", "-CA", str(self.certificate),
-            "-CAkey", str(self.key), "-CAcreateserial", "-extfile", str(extensions),
-            "-out", str(certificate),
-        )  # fmt: skip
-        request.unlink()
-        extensions.unlink()
-
-
-def make_lab_ca(directory: Path) -> LabCa:
-    """A new CA in ``directory`` (made if missing; its key is mode 0600)."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ca = LabCa(directory)
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "30", "-subj", "/CN=v6alt lab test CA",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout", str(ca.key), "-out", str(ca.certificate),
-    )  # fmt: skip
-    ca.key.chmod(0o600)
-    return ca
 
 
 def stock_settings(
@@ -154,22 +94,14 @@ def write_stock_homeserver_files(
 
 
 @dataclass(frozen=True)
-class DnsFiles:
+class DnsFiles(ServiceTree):
     """Where one host's unbound keeps its config, log and the resolv.conf that points at it."""
 
-    tree: Path
+    log_name: ClassVar[str] = "unbound.log"
 
     @property
     def config(self) -> Path:
         return self.tree / "unbound.conf"
-
-    @property
-    def log(self) -> Path:
-        return self.tree / "unbound.log"
-
-    @property
-    def output(self) -> Path:
-        return self.tree / "stdout.log"
 
     @property
     def resolv_conf(self) -> Path:

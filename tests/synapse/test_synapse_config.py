@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 import yaml
-from v6s_homeserver import LOG_CONFIG, Homeserver, render_config
+from v6s_homeserver import Homeserver, log_config, render_config
 from v6s_netns import Mesh
 
 from v6alt.config import Config
@@ -56,7 +56,7 @@ def test_synapse_refuses_to_start_naming_the_key(
     tmp_path: Path, config: Any, path: str, detail: str
 ) -> None:
     # An existing log config: otherwise Synapse writes one (and a log) into the cwd.
-    (tmp_path / "log.yaml").write_text(LOG_CONFIG.format(log=tmp_path / "homeserver.log"))
+    (tmp_path / "log.yaml").write_text(log_config(tmp_path / "homeserver.log"))
     (tmp_path / "homeserver.yaml").write_text(
         yaml.safe_dump(render_config(_values(tmp_path), module_config=config))
     )

@@ -1,81 +1,68 @@
 """A real Synapse homeserver process inside a test network namespace.
 
-The homeserver.yaml is the documented snippet (docs/synapse-homeserver.yaml)
-plus test-only settings (tests/synapse/homeserver-test.yaml), both filled in
-with ``string.Template``; the module's ``config:`` mapping may be replaced
-per test. The client API is served on a unix socket, so the test process
-talks to a homeserver in another network namespace through the file system.
+The homeserver.yaml is the documented snippet (docs/synapse-homeserver.yaml,
+filled in with ``string.Template``) plus the settings of every disposable
+homeserver (``lab_config`` of v6alt.synapse_module.lab_files: SQLite, a
+registration secret, the client API on a unix socket, generous rate limits);
+the module's ``config:`` mapping may be replaced per test. The client API is
+served on a unix socket, so the test process talks to a homeserver in another
+network namespace through the file system (``ClientApi`` of
+v6alt.synapse_module.lab_client).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.client
-import json
 import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import yaml
-from v6s_netns import Host, run
+from v6s_netns import Host
 
 from v6alt.codec import encode
+from v6alt.synapse_module.certificates import LabCa, make_lab_ca, self_signed_certificate
+from v6alt.synapse_module.lab_client import ClientApi, quote, register_user, wait_healthy
+from v6alt.synapse_module.lab_files import (
+    LAB_LOGGERS,
+    HomeserverFiles,
+    lab_config,
+    write_config,
+    write_server_keys,
+)
+from v6alt.synapse_module.lab_files import log_config as _log_config
+
+__all__ = ["Homeserver", "log_config", "make_ca", "quote", "render_config"]
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SNIPPET = REPO / "docs" / "synapse-homeserver.yaml"
-TEST_SETTINGS = Path(__file__).with_name("homeserver-test.yaml")
 START_TIMEOUT = 90.0
-
-LOG_CONFIG = """\
-version: 1
-formatters:
-  plain:
-    format: "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
-handlers:
-  file:
-    class: logging.FileHandler
-    filename: "{log}"
-    formatter: plain
-loggers:
-  v6alt: {{level: DEBUG}}
-  synapse.http.federation: {{level: DEBUG}}
-  synapse.storage.SQL: {{level: WARNING}}
-  synapse.storage.txn: {{level: WARNING}}
-root:
-  level: INFO
-  handlers: [file]
-disable_existing_loggers: false
-"""
+#: The lab's loggers, plus the federation client's requests (tests look for them in the log).
+TEST_LOGGERS = {
+    **LAB_LOGGERS,
+    "synapse.http.federation": "DEBUG",
+    "synapse.storage.txn": "WARNING",
+}
+#: The client socket serves keys too: tests query a peer's keys through their own server.
+CLIENT_RESOURCES = ("client", "keys")
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+def log_config(log: Path) -> str:
+    """The tests' Synapse logging config: everything into ``log``, the federation client too."""
+    return _log_config(log, TEST_LOGGERS)
 
 
 def render_config(values: dict[str, str], module_config: Any = None, extra: Any = None) -> Any:
-    """The merged homeserver config as data (listeners concatenated)."""
+    """The merged homeserver config as data: the documented snippet, the disposable server's
+    settings (``values["data_dir"]``, ``values["registration_secret"]``), then the overrides."""
     documented = yaml.safe_load(Template(DOCS_SNIPPET.read_text()).substitute(values))
-    test_only = yaml.safe_load(Template(TEST_SETTINGS.read_text()).substitute(values))
-    listeners = documented.pop("listeners") + test_only.pop("listeners")
-    config = {**documented, **test_only, "listeners": listeners}
+    files = HomeserverFiles(Path(values["data_dir"]), values["server_name"])
+    config = lab_config(files, documented, values["registration_secret"], CLIENT_RESOURCES)
     if module_config is not None:
         config["modules"][0]["config"] = module_config
     for key, value in (extra or {}).items():
@@ -105,9 +92,9 @@ class Homeserver:
         # AAAA records the namespace's DNS recorder answers (name -> address).
         self.dns_records = dns_records
         self.data_dir = data_dir
-        self.log_path = data_dir / "homeserver.log"
+        self.log_path = self.files.log
         self.dns_log = data_dir / "dns-queries.log"
-        self.secret = secrets.token_hex(16)
+        self.secret = ""  # written by prepare()
         self.module_config = module_config
         self.extra = extra
         self.env = env
@@ -116,27 +103,17 @@ class Homeserver:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def files(self) -> HomeserverFiles:
+        return HomeserverFiles(self.data_dir, self.server_name)
+
     # -- set-up ------------------------------------------------------------
     def prepare(self) -> None:
         d = self.data_dir
         d.mkdir(parents=True, exist_ok=True)
-        if self.ca_dir is None:
-            run(
-                "openssl", "req", "-x509", "-newkey", "ec",
-                "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-days", "30", "-subj", f"/CN={self.server_name}",
-                "-addext", f"subjectAltName=DNS:{self.server_name}",
-                "-keyout", str(d / "tls.key"), "-out", str(d / "tls.crt"),
-            )  # fmt: skip
-        else:
-            issue_certificate(self.ca_dir, self.server_name, d / "tls.key", d / "tls.crt")
-        from signedjson.key import generate_signing_key, write_signing_keys
-
-        # A fresh key id per instance: several tests reuse a host, hence a server
-        # name, and peers cache keys by (server name, key id).
-        with open(d / "signing.key", "w") as f:
-            write_signing_keys(f, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
-        (d / "log.yaml").write_text(LOG_CONFIG.format(log=self.log_path))
+        issuer = self_signed_certificate if self.ca_dir is None else LabCa(self.ca_dir).issue
+        # Several tests reuse a host, hence a server name: the signing key's id is fresh.
+        self.secret = write_server_keys(self.files, issuer, TEST_LOGGERS)
         values = {
             "server_name": self.server_name,
             "mesh_address": str(self.address),
@@ -150,36 +127,32 @@ class Homeserver:
             # A `tls: off` secure range: the documented federation listener, plain HTTP.
             config["listeners"][0]["tls"] = False
         config["listeners"] += self.extra_listeners
-        (d / "homeserver.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        write_config(self.files, config)
 
     def start(self) -> None:
         self.spawn()
         self.wait_ready()
 
     def spawn(self) -> None:
-        config = str(self.data_dir / "homeserver.yaml")
+        config = str(self.files.config)
         command = [
             *self.host.exec_prefix(), sys.executable, "-m", "synapse.app.homeserver", "-c", config
         ]  # fmt: skip
         env = {**os.environ, **(self.env or {})}
-        with open(self.data_dir / "stdout.log", "wb") as out:
+        with open(self.files.output, "wb") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def wait_ready(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.server_name} exited at start-up:\n{self.output_tail()}")
-            try:
-                status, _ = self.request("GET", "/health", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
+        if wait_healthy(self.api, self.running, time.monotonic() + START_TIMEOUT):
+            return
+        if not self.running():
+            raise RuntimeError(f"{self.server_name} exited at start-up:\n{self.output_tail()}")
         raise RuntimeError(
             f"{self.server_name} did not start in {START_TIMEOUT}s:\n{self.output_tail()}"
         )
@@ -187,7 +160,7 @@ class Homeserver:
     def spawn_worker(self, name: str, app: str = "synapse.app.generic_worker") -> Path:
         """Start a worker process on this homeserver's config; returns its log path."""
         log = self.data_dir / f"{name}.log"
-        (self.data_dir / f"{name}-log.yaml").write_text(LOG_CONFIG.format(log=log))
+        (self.data_dir / f"{name}-log.yaml").write_text(log_config(log))
         worker = {
             "worker_app": app,
             "worker_name": name,
@@ -197,7 +170,7 @@ class Homeserver:
         (self.data_dir / f"{name}.yaml").write_text(yaml.safe_dump(worker))
         command = [
             *self.host.exec_prefix(), sys.executable, "-m", app,
-            "-c", str(self.data_dir / "homeserver.yaml"), "-c", str(self.data_dir / f"{name}.yaml"),
+            "-c", str(self.files.config), "-c", str(self.data_dir / f"{name}.yaml"),
         ]  # fmt: skip
         with open(self.data_dir / f"{name}.stdout.log", "wb") as out:
             self.workers.append(
@@ -221,12 +194,16 @@ class Homeserver:
 
     def output_tail(self, lines: int = 15) -> str:
         text = ""
-        for path in (self.data_dir / "stdout.log", self.log_path):
+        for path in (self.files.output, self.log_path):
             if path.exists():
                 text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
         return text
 
     # -- client API --------------------------------------------------------
+    @property
+    def api(self) -> ClientApi:
+        return ClientApi(self.files.client_socket, self.server_name)
+
     def request(
         self,
         method: str,
@@ -235,46 +212,18 @@ class Homeserver:
         token: str | None = None,
         timeout: float = 60,
     ) -> tuple[int, Any]:
-        connection = _UnixHTTPConnection(str(self.data_dir / "client.sock"), timeout)
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = None if body is None else json.dumps(body).encode()
-        try:
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-        finally:
-            connection.close()
-        try:
-            return response.status, json.loads(raw) if raw else None
-        except ValueError:
-            return response.status, raw.decode(errors="replace")
+        return self.api.request(method, path, body, token, timeout)
 
     def register(self, localpart: str, password: str = "v6alt-test-password") -> str:
         """Register a user with the shared secret; returns an access token."""
-        status, body = self.request("GET", "/_synapse/admin/v1/register")
-        assert status == 200, body
-        nonce = body["nonce"]
-        mac = hmac.new(self.secret.encode(), digestmod=hashlib.sha1)
-        mac.update(
-            b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"notadmin"])
-        )
-        status, body = self.request(
-            "POST",
-            "/_synapse/admin/v1/register",
-            {"nonce": nonce, "username": localpart, "password": password, "admin": False,
-             "mac": mac.hexdigest()},
-        )  # fmt: skip
-        assert status == 200, body
-        return str(body["access_token"])
+        return register_user(self.api, self.secret, localpart, password).token
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
     # -- logs --------------------------------------------------------------
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.files.log_text()
 
     def wait_for_log(self, pattern: str, timeout: float = 30.0, start: int = 0) -> str:
         """Wait until ``pattern`` (regex) appears in the log after offset ``start``."""
@@ -308,36 +257,4 @@ class Homeserver:
 
 def make_ca(directory: Path) -> Path:
     """A test certificate authority: ``ca.crt`` and ``ca.key`` in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    run(
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "30", "-subj", "/CN=v6alt test CA",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.crt"),
-    )  # fmt: skip
-    return directory
-
-
-def issue_certificate(ca_dir: Path, name: str, key: Path, certificate: Path) -> None:
-    """A certificate for DNS name ``name`` signed by the test CA in ``ca_dir``."""
-    request = certificate.with_suffix(".csr")
-    run(
-        "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(request),
-    )  # fmt: skip
-    extensions = certificate.with_suffix(".ext")
-    # Everything strict X.509 verification asks of a leaf certificate.
-    extensions.write_text(
-        f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
-    )
-    run(
-        "openssl", "x509", "-req", "-in", str(request), "-days", "30",
-        "-CA", str(ca_dir / "ca.crt"), "-CAkey", str(ca_dir / "ca.key"), "-CAcreateserial",
-        "-extfile", str(extensions), "-out", str(certificate),
-    )  # fmt: skip
-
-
-def quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
+    return make_lab_ca(directory, "v6alt test CA").directory
