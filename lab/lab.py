@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Interface
@@ -32,7 +34,7 @@ from .errors import LabConflictError, LabEnvironmentError, LabError, LabNotUpErr
 from .host import LabHost
 from .interrupts import Interrupts
 from .netns import add_address, find_tool, interface_addresses, netns_inode, set_link_up
-from .state import LabLock, LabState, load_state
+from .state import MADE_MARKER, LabLock, LabState, load_state
 from .status import LabStatus, lab_status
 from .teardown import TeardownReport, teardown
 from .topology import DEFAULT_PREFIX, LabPlan, check_prefix, count_hosts, plan_lab
@@ -121,14 +123,32 @@ class Lab:
             raise LabUsageError(f"timeout: {timeout!r} is not a positive number of seconds")
         yggdrasil = self._preflight()
         self.was_already_up = False
-        made_run_dir = not self.run_dir.exists()
-        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._make_run_dir()
         with LabLock(self.run_dir) as lock, Interrupts() as guard:
+            # Decided under the lock from the marker: of two concurrent `up`s,
+            # the one that builds need not be the one that made the directory.
+            made_run_dir = (self.run_dir / MADE_MARKER).exists()
             try:
                 return self._up_locked(plan, yggdrasil, timeout, guard, made_run_dir)
             finally:
                 if not self.state_path.exists() and made_run_dir:
                     lock.remove_run_dir()
+
+    def _make_run_dir(self) -> None:
+        """Create the run directory, marked as made by a lab, unless it exists.
+
+        Built aside and renamed into place, so it never exists without its
+        marker; the rename fails when a concurrent ``up`` was first.
+        """
+        if self.run_dir.exists():
+            return
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
+        (staging / MADE_MARKER).touch(mode=0o600)
+        try:
+            staging.rename(self.run_dir)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _up_locked(
         self, plan: LabPlan, yggdrasil: str, timeout: float, guard: Interrupts, made_run_dir: bool

@@ -35,6 +35,8 @@ __all__ = [
 STATE_VERSION: Final = 1
 STATE_FILE: Final = "state.json"
 LOCK_FILE: Final = "lock"
+#: In a run directory a lab created (not one it was given): removed with it.
+MADE_MARKER: Final = "made-by-lab"
 
 T = TypeVar("T")
 
@@ -241,6 +243,8 @@ class LabLock:
 
     def remove_run_dir(self) -> None:
         """Remove the lock file and the run directory (if empty) while still holding the lock."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.path.parent / MADE_MARKER).unlink()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with contextlib.suppress(OSError):

@@ -214,3 +214,6 @@ def test_two_concurrent_ups_make_one_lab(fresh_lab: Lab) -> None:
     assert sorted("nothing to do" in e for e in errors) == [False, True]
     assert namespaces_with(fresh_lab.prefix) == {fresh_lab.prefix + "a", fresh_lab.prefix + "b"}
     assert fresh_lab.status().healthy
+    # Whichever of the two built the lab, the directory a lab made goes with it.
+    assert fresh_lab.down().clean
+    assert not fresh_lab.run_dir.exists()
