@@ -25,10 +25,11 @@ import time
 from ipaddress import IPv6Address
 from pathlib import Path
 
+from report import write_section
+
 import v6alt
 
 HEADING = "## CLI bulk"
-README = Path(__file__).resolve().parent / "README.md"
 
 
 def command_prefix() -> list[str]:
@@ -113,24 +114,16 @@ def table(results: list[tuple[str, list[Sample]]], startup: list[Sample], count:
 
 
 def write_readme(section_body: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = (
-        f"{HEADING}\n\n"
+    write_section(
+        HEADING,
         "`python benchmarks/cli_bulk.py --write-readme` (options `--count`, `--runs`).\n"
         "Real `v6alt` processes converting 30,000 items read from stdin (half\n"
         "Yggdrasil, half global addresses) to /dev/null: wall-clock time and the\n"
         "process's CPU time (less disturbed by other load), interpreter start\n"
         'included; `v6alt --version` is the startup baseline that "processing"\n'
         "subtracts. Target (issue 2): 30,000 items in well under a second of\n"
-        "processing.\n\n" + section_body
+        "processing.\n\n" + section_body,
     )
-    start = text.find(HEADING + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
-    README.write_text(text)
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from report import write_section  # noqa: E402
+
 from v6alt.config import parse_config  # noqa: E402
 from v6alt.policy import Policy  # noqa: E402
 from v6alt.prosody_bridge.dns_wire import (  # noqa: E402
@@ -263,13 +265,10 @@ def main() -> int:
         "valid queries still answered"
     )
     if args.write_readme and alive:
-        from dns_perf import write_readme
-
-        write_readme(
+        write_section(
+            README_HEADING,
             "\n".join(
                 [
-                    README_HEADING,
-                    "",
                     "`python benchmarks/dns_fuzz.py --write-readme` (seed "
                     f"{args.seed}): mutated and malformed packets from valid seed queries",
                     "(bit flips, truncation, garbage, section counts, flags, label and",
@@ -288,7 +287,6 @@ def main() -> int:
                     "",
                 ]
             ),
-            README_HEADING,
         )
     return 0 if alive else 1
 

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from report import write_section  # noqa: E402
 from sidecar_support import (  # noqa: E402
     free_port,
     running_sidecar,
@@ -39,7 +40,6 @@ from sidecar_support import (  # noqa: E402
 
 from v6alt.codec import encode  # noqa: E402
 
-README = ROOT / "benchmarks" / "README.md"
 HEADING = "## Sidecar DNS"
 
 
@@ -206,14 +206,12 @@ def main() -> int:
     print()
     print(table)
     if args.write_readme:
-        write_readme(table)
+        write_section(HEADING, table)
     return 0
 
 
 def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     lines = [
-        HEADING,
-        "",
         "`python benchmarks/dns_perf.py --write-readme`: dnsperf 2.10, one query file of",
         f"{args.names} distinct AAAA names for both servers on ::1. queries/s: `-c {args.clients}`",
         f"`-q 200 -l {args.seconds:g}` runs; p99 latency: `-Q {args.rate} -v` runs (every query's",
@@ -242,19 +240,6 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             n = match.group(1)
             lines.append(f"- sidecar, {n} worker(s) / unbound, {n} thread(s): {qps / base:.2f}x")
     return "\n".join(lines) + "\n"
-
-
-def write_readme(table: str, heading: str = HEADING) -> None:
-    """Replace the section starting with ``heading`` (its first line) in benchmarks/README.md."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    start = text.find(heading + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + table
-    else:
-        end = text.find("\n## ", start + len(heading))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start] + table + ("\n" + rest if rest else "")
-    README.write_text(text)
 
 
 if __name__ == "__main__":

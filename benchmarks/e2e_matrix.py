@@ -28,21 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
+
+import report
 
 from v6alt.lab import Lab
 from v6alt.synapse_module.lab import start_homeservers
 from v6alt.synapse_module.lab_client import MatrixUser
 
-README = Path(__file__).with_name("README.md")
 HEADING = "## End-to-end Matrix"
 TARGET_SECONDS = 10.0
 MESSAGES_PER_SIDE = 6
@@ -157,16 +155,8 @@ def cut_run(cut: float, wait: float) -> dict[str, Any]:
     }
 
 
-def spread(values: list[float]) -> str:
-    """``median (min-max)`` in seconds."""
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
 def machine_line() -> str:
-    return (
-        f"Python {platform.python_version()}, Synapse {_synapse_version()}, "
-        f"kernel {platform.release()}, {os.cpu_count()} cores"
-    )
+    return report.machine_line(f"Synapse {_synapse_version()}")
 
 
 def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) -> str:
@@ -178,24 +168,11 @@ def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) 
     ]
     for key, label in (("invite", "invite seen on b"), ("join", "bob joined (over federation)"),
                        ("first", "first message a -> b seen on b")):  # fmt: skip
-        lines.append(f"| {label} | {spread([r[key] for r in cold])} | {len(cold)} |")
+        lines.append(f"| {label} | {report.spread([r[key] for r in cold])} | {len(cold)} |")
     lines.append(f"| first reply b -> a (from its send) | "
-                 f"{spread([r['reply'] for r in cold])} | {len(cold)} |")  # fmt: skip
-    lines += [
-        "",
-        f"| link cut {cut:g} s, {MESSAGES_PER_SIDE} messages each way | "
-        "first delivered after return, s | last delivered, s | lost | duplicated | "
-        f"target last <= {TARGET_SECONDS:g} s |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for number, r in enumerate(cuts, 1):
-        ok = r["last"] is not None and r["last"] <= TARGET_SECONDS and not r["lost"]
-        first = "-" if r["first"] is None else f"{r['first']:.1f}"
-        last = f"not all within {r['wait']:g}" if r["last"] is None else f"{r['last']:.1f}"
-        lines.append(
-            f"| run {number} | {first} | {last} | {r['lost']} | {r['duplicated']} | "
-            f"{'ok' if ok else 'missed'} |"
-        )
+                 f"{report.spread([r['reply'] for r in cold])} | {len(cold)} |")  # fmt: skip
+    rows = [(f"run {number}", r) for number, r in enumerate(cuts, 1)]
+    lines += ["", *report.link_cut_table(cut, MESSAGES_PER_SIDE, TARGET_SECONDS, rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -230,21 +207,8 @@ most of the 1.6 s to the first message is the join over federation
 """
 
 
-def write_section(heading: str, body: str) -> None:
-    """Replace the section ``heading`` of benchmarks/README.md (append it if missing)."""
-    current = README.read_text()
-    section = f"{heading}\n\n{body}"
-    start = current.find(f"\n{heading}\n")
-    if start < 0:
-        README.write_text(current.rstrip("\n") + "\n\n" + section)
-        return
-    end = current.find("\n## ", start + 1)
-    rest = "" if end < 0 else current[end:]
-    README.write_text(current[: start + 1] + section + rest)
-
-
 def write_readme(text: str) -> None:
-    write_section(HEADING, f"{SECTION_TEXT}{text}{FINDINGS}")
+    report.write_section(HEADING, f"{SECTION_TEXT}{text}{FINDINGS}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -38,11 +36,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from report import link_cut_table, machine_line, spread, write_section
+
 from v6alt.lab import Lab
 from v6alt.lab.services import XmppSite, start_xmpp
 from v6alt.lab.xmpp_users import XmppUser
 
-README = Path(__file__).with_name("README.md")
 HEADING = "## End-to-end XMPP"
 TARGET_SECONDS = 10.0
 MESSAGES_PER_SIDE = 6
@@ -139,12 +138,8 @@ def cut_run(cut: float, sysctls: dict[str, str], wait: float) -> dict[str, Any]:
 
 
 def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) -> str:
-    def spread(values: list[float]) -> str:
-        return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
     lines = [
-        f"Python {platform.python_version()}, {_prosody_version()}, kernel {platform.release()}, "
-        f"{os.cpu_count()} cores",
+        machine_line(_prosody_version()),
         "",
         "| cold (fresh servers), seconds | median (min-max) | runs |",
         "|---|---:|---:|",
@@ -152,22 +147,11 @@ def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) 
     for key, label in (("first", "first message a -> b"), ("reply", "first reply b -> a"),
                        ("warm", "next message a -> b")):  # fmt: skip
         lines.append(f"| {label} | {spread([r[key] for r in cold])} | {len(cold)} |")
-    lines += [
-        "",
-        f"| link cut {cut:g} s, {MESSAGES_PER_SIDE} messages each way | "
-        "first delivered after return, s | last delivered, s | lost | duplicated | "
-        f"target last <= {TARGET_SECONDS:g} s |",
-        "|---|---:|---:|---:|---:|---|",
+    rows = [
+        (", ".join(f"`{k}={v}`" for k, v in r["sysctls"].items()) or "kernel defaults", r)
+        for r in cuts
     ]
-    for r in cuts:
-        setting = ", ".join(f"`{k}={v}`" for k, v in r["sysctls"].items()) or "kernel defaults"
-        ok = r["last"] is not None and r["last"] <= TARGET_SECONDS and not r["lost"]
-        first = "-" if r["first"] is None else f"{r['first']:.1f}"
-        last = f"not all within {r['wait']:g}" if r["last"] is None else f"{r['last']:.1f}"
-        lines.append(
-            f"| {setting} | {first} | {last} | {r['lost']} | {r['duplicated']} | "
-            f"{'ok' if ok else 'missed'} |"
-        )
+    lines += ["", *link_cut_table(cut, MESSAGES_PER_SIDE, TARGET_SECONDS, rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -205,16 +189,7 @@ stalled streams".
 
 def write_readme(text: str) -> None:
     """Replace (or append) only this section of benchmarks/README.md."""
-    current = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{SECTION_TEXT}{text}{FINDINGS}"
-    if HEADING in current:
-        before, _, after = current.partition(HEADING)
-        rest = after.split("\n## ", 1)
-        tail = "\n## " + rest[1] if len(rest) == 2 else ""
-        current = before + section + tail
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    README.write_text(current)
+    write_section(HEADING, f"{SECTION_TEXT}{text}{FINDINGS}")
 
 
 def _parse_tcp(text: str) -> dict[str, str]:

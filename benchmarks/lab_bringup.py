@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).with_name("README.md")
+from report import write_section
+
 HEADING = "## Lab bring-up"
 
 
@@ -132,16 +133,7 @@ this tells them what to expect.
 
 def write_readme(text: str) -> None:
     """Replace (or append) only this section of benchmarks/README.md."""
-    current = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{SECTION_TEXT}{text}"
-    if HEADING in current:
-        before, _, after = current.partition(HEADING)
-        rest = after.split("\n## ", 1)
-        tail = "\n## " + rest[1] if len(rest) == 2 else ""
-        current = before + section + tail
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    README.write_text(current)
+    write_section(HEADING, f"{SECTION_TEXT}{text}")
 
 
 def main() -> int:

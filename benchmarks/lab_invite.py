@@ -38,7 +38,8 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 
-from e2e_matrix import cold_round, machine_line, spread, write_section
+from e2e_matrix import cold_round, machine_line
+from report import spread, write_section
 
 from v6alt.lab import Lab, LabHost
 from v6alt.synapse_module.lab import LabSynapse, start_homeservers
