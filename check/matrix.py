@@ -12,7 +12,7 @@ from .canonical import verify_self_signatures
 from .matrix_discovery import discover
 from .net import StepError, ca_verify, http_get, tcp_connect, tls_handshake
 from .options import Options
-from .policy_view import AddressVerdict, judge_address
+from .policy_view import AddressVerdict, judge_address, report_refused
 from .report import Report, Status, timed
 from .resolve import Target
 from .tls_checks import judge_tls
@@ -114,14 +114,7 @@ def _check_target(report: Report, options: Options, name: ServerName, target: Ta
 
 def _policy_checks(report: Report, target: Target, verdict: AddressVerdict, name: str) -> bool:
     where = target.label
-    if not verdict.allowed:
-        report.add_new(
-            "policy",
-            Status.FAIL,
-            f"{target.address}: {verdict.rule}; not dialled",
-            hints.never_dial(name, target.address, verdict.rule),
-            target=where,
-        )
+    if report_refused(report, target, verdict, name):
         return False
     extra = f", secure range {verdict.secure_range}" if verdict.secure_range else ""
     report.add_new(

@@ -16,6 +16,10 @@ from typing import Final
 from v6alt.names import ServerName
 from v6alt.policy import Policy, Trust
 
+from . import hints
+from .report import Report, Status
+from .resolve import Target
+
 __all__ = ["SYNAPSE_DEFAULT_BLOCKLIST", "AddressVerdict", "judge_address", "synapse_blocklisted"]
 
 # Synapse's DEFAULT_IP_RANGE_BLOCKLIST (synapse/config/server.py, 1.100-1.163).
@@ -81,3 +85,17 @@ def judge_address(
 
 def _text(network: IPv4Network | IPv6Network | None) -> str | None:
     return None if network is None else str(network)
+
+
+def report_refused(report: Report, target: Target, verdict: AddressVerdict, name: str) -> bool:
+    """Report ``target`` as not dialled when the policy refuses its address; True if so."""
+    if verdict.allowed:
+        return False
+    report.add_new(
+        "policy",
+        Status.FAIL,
+        f"{target.address}: {verdict.rule}; not dialled",
+        hints.never_dial(name, target.address, verdict.rule),
+        target=target.label,
+    )
+    return True

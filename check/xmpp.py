@@ -13,7 +13,7 @@ from v6alt.names import parse_xmpp_domain
 from . import hints
 from .net import StepError, TlsInfo, describe_certificate, tcp_connect
 from .options import Options
-from .policy_view import judge_address
+from .policy_view import judge_address, report_refused
 from .report import Report, Status, timed
 from .resolve import Target, lookup_addresses, lookup_srv, v6alt_target
 from .tls_checks import judge_tls
@@ -92,14 +92,7 @@ def _check_target(
         "via": target.via,
         "policy": verdict.as_json(),
     }
-    if not verdict.allowed:
-        report.add_new(
-            "policy",
-            Status.FAIL,
-            f"{target.address}: {verdict.rule}; not dialled",
-            hints.never_dial(domain, target.address, verdict.rule),
-            target=where,
-        )
+    if report_refused(report, target, verdict, domain):
         report.data["connection_errors"][where] = {"message": verdict.rule}
         return
     report.add_new("policy", Status.PASS, f"{verdict.rule}; trust {verdict.trust}", target=where)
