@@ -41,11 +41,12 @@ def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) 
     assert "Traceback" not in err
 
 
-def test_never_dial_name_fails_without_network() -> None:
+@pytest.mark.parametrize(("kind", "port"), [("matrix", 8448), ("xmpp", 5269)])
+def test_never_dial_name_fails_without_network(kind: str, port: int) -> None:
     # ::1 is never dialled: the whole check runs without a packet sent.
-    code, out, err = _run("check", "matrix", "a-e.v6.alt")
+    code, out, err = _run("check", kind, "a-e.v6.alt")
     assert code == 1
-    assert "[FAIL] policy [::1]:8448: ::1: never-dial: loopback (::1/128); not dialled" in out
+    assert f"[FAIL] policy [::1]:{port}: ::1: never-dial: loopback (::1/128); not dialled" in out
     assert "change: a-e.v6.alt points at ::1" in out
     assert err == ""  # no network step, so no progress line
 
