@@ -59,9 +59,7 @@ def test_keys_of_a_v6alt_server_are_fetched_directly(
         start=k_mark,
     )
     # K fetched A's keys from A itself ...
-    a.wait_for_log(
-        rf"access\.https\.8448 - INFO - {re.escape(str(k.address))} .*GET /_matrix/key/v2/server"
-    )
+    a.wait_for_request(k.address, "GET /_matrix/key/v2/server", scheme="https")
     # ... and asked neither notary.
     assert "/_matrix/key/v2/query" not in b.log_text()[b_mark:]
     assert "matrix.org" not in k.dns_log.read_text()

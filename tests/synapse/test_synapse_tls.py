@@ -139,9 +139,7 @@ def test_tls_off_secure_range_federates_over_plain_http(
     assert status == 200, body
     e.wait_for_log(rf"v6alt: {re.escape(f.server_name)}: plain HTTP to {re.escape(str(f.address))}")
     # F served E's query on its plain listener.
-    f.wait_for_log(
-        r"synapse\.access\.http\.8448 - INFO - " + re.escape(str(e.address)) + r".*query/profile"
-    )
+    f.wait_for_request(e.address, "query/profile", scheme="http")
 
 
 def test_tls_off_secure_range_applies_to_ipv6_literal_server_names(
@@ -157,11 +155,8 @@ def test_tls_off_secure_range_applies_to_ipv6_literal_server_names(
         rf"v6alt: {re.escape(str(f.address))}: plain HTTP to {re.escape(str(f.address))}",
         start=e_mark,
     )
-    f.wait_for_log(
-        r"synapse\.access\.http\.8448 - INFO - "
-        + re.escape(str(e.address))
-        + r".*query/profile\?user_id=%40frank%3A%5B",
-        start=f_mark,
+    f.wait_for_request(
+        e.address, r"query/profile\?user_id=%40frank%3A%5B", scheme="http", start=f_mark
     )
 
 

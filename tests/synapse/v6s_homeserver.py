@@ -240,6 +240,17 @@ class Homeserver:
                 )
             time.sleep(0.2)
 
+    def wait_for_request(
+        self, source: object, path: str, *, scheme: str = "https?", start: int = 0
+    ) -> str:
+        """Wait until the federation listener's access log shows a request from the
+        address ``source`` whose line matches ``path`` (regex); ``scheme``: http,
+        https or https?."""
+        return self.wait_for_log(
+            rf"synapse\.access\.{scheme}\.8448 - INFO - {re.escape(str(source))} .*{path}",
+            start=start,
+        )
+
     def wait_for(self, what: str, probe: Any, timeout: float = 30.0, interval: float = 0.3) -> Any:
         """Poll ``probe()`` until it returns something truthy; fail naming ``what``."""
         deadline = time.monotonic() + timeout
