@@ -10,12 +10,9 @@ directory's ``captures/`` while the lab is up (``V6E_KEEP=1`` copies them to
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import re
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -23,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from orphaned_labs import take_down_orphaned_labs
+from xmpp_requirements import missing_xmpp_parts
 
 from v6alt.lab import Lab, LabHost
 from v6alt.lab.netns import list_netns
@@ -42,16 +40,7 @@ def _missing() -> str | None:
     for tool in ("prosody", "prosodyctl", "ip", "openssl", "setpriv", "yggdrasil"):
         if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
             return f"{tool} not installed"
-    as_prosody = ["setpriv", "--reuid=prosody", "--regid=prosody", "--init-groups"]
-    about = subprocess.run(
-        [*as_prosody, "prosodyctl", "about"], capture_output=True, text=True
-    ).stdout
-    if not re.search(r"Prosody 13\.", about):
-        return "needs Prosody 13 (apt-get install -t bookworm-backports prosody)"
-    for module in ("slixmpp", "twisted"):
-        if importlib.util.find_spec(module) is None:
-            return f"python package {module} not installed"
-    return None
+    return missing_xmpp_parts()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

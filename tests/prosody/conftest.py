@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from xmpp_requirements import missing_xmpp_parts
 
 from v6alt.codec import encode
 from v6alt.lab.xmpp_users import XmppUser
@@ -43,18 +42,10 @@ def documented_block(name: str) -> str:
 def _missing() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
-    for tool in ("prosody", "prosodyctl", "ip", "openssl", "runuser"):
+    for tool in ("prosody", "prosodyctl", "ip", "openssl", "runuser", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
-    version = subprocess.run(
-        ["runuser", "-u", "prosody", "--", "prosodyctl", "about"], capture_output=True, text=True
-    ).stdout
-    if not re.search(r"Prosody 13\.", version):
-        return f"needs Prosody 13 (found: {version.strip()[:40]!r})"
-    for module in ("slixmpp", "twisted"):
-        if importlib.util.find_spec(module) is None:
-            return f"python package {module} not installed"
-    return None
+    return missing_xmpp_parts()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
