@@ -49,13 +49,18 @@ def shipped_copy(root: Path) -> Path:
     return directory
 
 
-def test_prosody_module_path_warns_when_prosody_cannot_read_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def private_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The module files installed under a directory closed to other users; returns it."""
     private = tmp_path / "private"
     directory = shipped_copy(private)
     private.chmod(0o700)
     monkeypatch.setattr(module_path, "module_directory", lambda: directory)
+    return private
+
+
+def test_prosody_module_path_warns_when_prosody_cannot_read_it(private_copy: Path) -> None:
+    private, directory = private_copy, private_copy / "lua"
     code, out, err = run_cli("prosody-module-path", "--json")
     assert code == 0
     assert json.loads(out)["readable_by_prosody"] is False
@@ -65,13 +70,8 @@ def test_prosody_module_path_warns_when_prosody_cannot_read_it(
     assert "--install DIR" in err
 
 
-def test_prosody_module_path_install_copies_the_module(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    private = tmp_path / "private"
-    directory = shipped_copy(private)
-    private.chmod(0o700)
-    monkeypatch.setattr(module_path, "module_directory", lambda: directory)
+def test_prosody_module_path_install_copies_the_module(private_copy: Path, tmp_path: Path) -> None:
+    private = private_copy
     target = tmp_path / "prosody-modules"
     code, out, err = run_cli("prosody-module-path", "--install", str(target))
     assert (code, out.strip()) == (0, str(target))
