@@ -190,7 +190,7 @@ local function watch_host(host_module, options)
 
 	function send_barrier(peer)
 		if peer.barrier or peer.stalled then return; end
-		local barrier = { covers = peer.seq };
+		local barrier = {}; -- covers: the stanzas recorded when its ping goes out
 		peer.barrier = barrier;
 		timer.add_task(BARRIER_DELAY, function ()
 			if peer.barrier ~= barrier then return; end
