@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse_module"))
 
 from v6s_homeserver import Homeserver, make_ca, quote
 from v6s_netns import Mesh

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse_module"))
 
 from v6s_homeserver import Homeserver
 from v6s_netns import Mesh

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def homeserver(pair: Pair, tmp_path: Path) -> Iterator[Any]:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "synapse"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "synapse_module"))
     try:
         from v6s_homeserver import Homeserver
         from v6s_netns import Host
