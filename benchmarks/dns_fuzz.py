@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from report import write_section  # noqa: E402
 
 from v6alt.config import parse_config  # noqa: E402
-from v6alt.policy import Policy  # noqa: E402
-from v6alt.prosody_bridge.dns_wire import (  # noqa: E402
+from v6alt.dns_wire import (  # noqa: E402
     Action,
     FormatError,
     Responder,
     build_query,
     parse_query,
 )
+from v6alt.policy import Policy  # noqa: E402
 
 README_HEADING = "## Sidecar DNS fuzz"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Final
 
-from v6alt.prosody_bridge.dns_wire import build_query
+from v6alt.dns_wire import build_query
 
 __all__ = [
     "RCODE_NAMES",

@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet import defer, endpoints, protocol
 
-from .dns_wire import RCODE_SERVFAIL, rcode_reply
+from v6alt.dns_wire import RCODE_SERVFAIL, rcode_reply
 
 __all__ = ["FORWARD_TIMEOUT", "UdpForwarder"]
 

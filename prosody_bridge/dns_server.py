@@ -1,6 +1,6 @@
 """The sidecar's DNS listeners (Twisted, UDP and TCP) and upstream forwarding.
 
-The answers come from :mod:`v6alt.prosody_bridge.dns_wire`; this module only
+The answers come from :mod:`v6alt.dns_wire`; this module only
 moves bytes. The UDP hot path is a dictionary lookup: a reply depends only on
 the query bytes after the 2-byte ID, so replies already built are looked up by
 those bytes and sent with the new ID spliced in, without parsing anything.
@@ -19,8 +19,9 @@ from typing import Any
 from twisted.internet import protocol, udp
 from twisted.protocols.policies import TimeoutMixin
 
+from v6alt.dns_wire import Action, Reply, Responder
+
 from .dns_forwarder import UdpForwarder
-from .dns_wire import Action, Reply, Responder
 
 __all__ = [
     "DnsTcpFactory",

@@ -26,11 +26,11 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
 from v6alt.config import Config, ConfigError, load_config
+from v6alt.dns_wire import Responder
 from v6alt.policy import Policy
 
 from .dns_forwarder import UdpForwarder
 from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
-from .dns_wire import Responder
 from .lookup_service import LookupResource, lookup_site
 
 __all__ = ["SidecarOptions", "run"]

@@ -1,4 +1,4 @@
-"""Unit tests of the sidecar's DNS answers (pure: v6alt.prosody_bridge.dns_wire)."""
+"""Unit tests of the sidecar's DNS answers (pure: v6alt.dns_wire)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from v6alt.codec import encode, to_reverse_pointer
 from v6alt.config import parse_config
-from v6alt.policy import Policy
-from v6alt.prosody_bridge.dns_wire import (
+from v6alt.dns_wire import (
     ANSWER_TTL,
     MAX_UDP_PAYLOAD,
     NEGATIVE_TTL,
@@ -23,6 +22,7 @@ from v6alt.prosody_bridge.dns_wire import (
     Responder,
     build_query,
 )
+from v6alt.policy import Policy
 
 NAME = "fiabbgadu-e.v6.alt"
 ADDRESS = IPv6Address("2a00:1098:3a0::1")

@@ -29,7 +29,7 @@ from sidecar_support import (
     unbound_config,
 )
 
-from v6alt.prosody_bridge.dns_wire import build_query
+from v6alt.dns_wire import build_query
 
 pytestmark = pytest.mark.integration
 

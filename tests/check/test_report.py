@@ -95,7 +95,7 @@ def test_policy_view_adds_synapse_blocklist() -> None:
 
 
 def _query(name: str, qtype: int, ident: int = 7) -> bytes:
-    from v6alt.prosody_bridge.dns_wire import build_query as build
+    from v6alt.dns_wire import build_query as build
 
     return build(name, qtype, ident=ident)
 

@@ -1,4 +1,4 @@
-"""DNS wire format for the sidecar: parse one query, build its answer.
+"""DNS wire format of the .v6.alt names: parse one query, build its answer.
 
 Pure (no sockets, no Twisted) so it can be unit-tested and fuzzed in-process.
 The sidecar is authoritative for ``v6.alt`` and for the ``ip6.arpa`` names of
@@ -18,7 +18,7 @@ from functools import lru_cache
 from ipaddress import IPv6Address
 from typing import Final, NamedTuple, Protocol
 
-from v6alt.codec import AddressLike, decode_label, encode
+from .codec import AddressLike, decode_label, encode
 
 __all__ = [
     "ANSWER_TTL",
