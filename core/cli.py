@@ -2,11 +2,12 @@
 
 Every subcommand is one registrar function (see :mod:`v6alt.cli_common`).
 The core's own are listed in :data:`CORE_COMMANDS`. Commands that live in
-other packages (the sidecar, the lab, ...) are listed by dotted name in
-:data:`PLUGIN_COMMANDS` and imported only when the parser is built, so the
-core never imports them statically and stays pure; a registrar module must
-import its heavy dependencies (Twisted, ...) inside its handler, not at the
-top, so ``v6alt --help`` works with only the core installed.
+other packages (the sidecar, the lab, ...) are entry points of the group
+:data:`ENTRY_POINT_GROUP` (declared in pyproject.toml), loaded only when the
+parser is built, so the core neither imports nor names them and stays pure; a
+registrar module must import its heavy dependencies (Twisted, ...) inside its
+handler, not at the top, so ``v6alt --help`` works with only the core
+installed.
 
 Exit codes: 0 ok, 1 a check failed, 2 usage or input error (one line on
 stderr, never a traceback).
@@ -15,11 +16,11 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
+from importlib.metadata import EntryPoint, entry_points
 from io import TextIOWrapper
 from typing import Final
 
@@ -36,7 +37,7 @@ from .cli_config import register_config
 from .cli_whoami import register_whoami
 from .errors import V6AltError
 
-__all__ = ["CORE_COMMANDS", "PLUGIN_COMMANDS", "build_parser", "main"]
+__all__ = ["CORE_COMMANDS", "ENTRY_POINT_GROUP", "build_parser", "main"]
 
 CORE_COMMANDS: Final[tuple[Registrar, ...]] = (
     register_encode,
@@ -45,37 +46,40 @@ CORE_COMMANDS: Final[tuple[Registrar, ...]] = (
     register_config,
 )
 
-# "module:function" registrars of commands outside the core, in help order.
-# A module that is not installed (an optional part) is skipped.
-PLUGIN_COMMANDS: Final[tuple[str, ...]] = (
-    "v6alt.prosody_bridge.cli_sidecar:register",
-    "v6alt.prosody_bridge.module_path:register",
-    "v6alt.lab.cli_lab:register",
-    "v6alt.lab.cli_demo:register",
-    "v6alt.check.cli_check:register",
-)
+# The entry-point group of the commands outside the core; each entry point's
+# value is a registrar ("module:function"). Help lists them after the core's,
+# sorted by entry-point name: installed metadata keeps no declaration order
+# (setuptools writes entry_points.txt sorted), so the name is the one stable key.
+ENTRY_POINT_GROUP: Final = "v6alt.commands"
 
 
-def _load_plugin(spec: str) -> Registrar | None:
-    module_name, _, function_name = spec.partition(":")
+def _plugin_entry_points() -> list[EntryPoint]:
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _load_plugin(entry_point: EntryPoint) -> Registrar | None:
+    module_name = entry_point.module
     try:
-        module = importlib.import_module(module_name)
+        registrar: Registrar = entry_point.load()
     except ModuleNotFoundError as exc:
-        # Only the plugin's own absence is tolerated; a missing import
-        # inside an installed plugin is a bug and must show.
+        # Only the plugin's own absence (an optional part not installed) is
+        # tolerated; a missing import inside an installed plugin is a bug and
+        # must show.
         missing = exc.name or ""
         if module_name == missing or module_name.startswith(missing + "."):
             return None
         raise
-    registrar: Registrar = getattr(module, function_name)
     return registrar
 
 
 def build_parser(
     commands: Sequence[Registrar] = CORE_COMMANDS,
-    plugins: Sequence[str] = PLUGIN_COMMANDS,
+    plugins: Sequence[EntryPoint] | None = None,
 ) -> argparse.ArgumentParser:
-    """The top-level parser with every available subcommand registered."""
+    """The top-level parser with every available subcommand registered.
+
+    *plugins* defaults to the installed entry points of :data:`ENTRY_POINT_GROUP`.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
@@ -94,8 +98,8 @@ def build_parser(
     subparsers.required = True
     for registrar in commands:
         registrar(subparsers)
-    for spec in plugins:
-        plugin = _load_plugin(spec)
+    for entry_point in _plugin_entry_points() if plugins is None else plugins:
+        plugin = _load_plugin(entry_point)
         if plugin is not None:
             plugin(subparsers)
     return parser

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from importlib.metadata import EntryPoint, entry_points
 from ipaddress import IPv6Address
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from cli_support import ADDRESSES, NAMES, codec_reason, random_addresses, run
 
 import v6alt
-from v6alt.cli import build_parser
+from v6alt.cli import ENTRY_POINT_GROUP, build_parser
 from v6alt.cli_common import Streams
 from vectors import VECTORS
 
@@ -212,16 +214,33 @@ def _run(args, streams):
 """
 
 
-def test_plugin_commands_load_by_dotted_name(
+def _entry_point(value: str) -> EntryPoint:
+    return EntryPoint(name=value.partition(":")[0], value=value, group=ENTRY_POINT_GROUP)
+
+
+def test_plugin_commands_load_from_entry_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "v6cli_plugin_ok.py").write_text(PLUGIN_SOURCE)
     (tmp_path / "v6cli_plugin_broken.py").write_text("import v6cli_not_there\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    parser = build_parser(plugins=["v6cli_plugin_ok:register_hello", "v6cli_absent:register"])
+    parser = build_parser(
+        plugins=[
+            _entry_point("v6cli_plugin_ok:register_hello"),
+            _entry_point("v6cli_absent:register"),
+        ]
+    )
     args = parser.parse_args(["hello", "mesh"])
     out = io.StringIO()
     assert args.handler(args, Streams(io.StringIO(), out, io.StringIO())) == 0
     assert out.getvalue() == "hello mesh\n"
     with pytest.raises(ModuleNotFoundError, match="v6cli_not_there"):
-        build_parser(plugins=["v6cli_plugin_broken:register"])
+        build_parser(plugins=[_entry_point("v6cli_plugin_broken:register")])
+
+
+def test_installed_commands_are_entry_points_listed_after_the_core_by_name() -> None:
+    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    assert installed == {"sidecar", "prosody-module-path", "lab", "demo", "check"}
+    out = run("--help").out
+    listed = [line.split()[0] for line in out.splitlines() if re.match(r" {4}\S", line)]
+    assert listed == ["encode", "decode", "whoami", "config", *sorted(installed)]
