@@ -6,6 +6,7 @@ import io
 import json
 import re
 from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import version as metadata_version
 from ipaddress import IPv6Address
 from pathlib import Path
 
@@ -188,6 +189,11 @@ def test_help_everywhere(argv: list[str]) -> None:
 def test_version_everywhere(argv: list[str]) -> None:
     result = run(*argv, "--version")
     assert (result.code, result.out) == (0, f"v6alt {v6alt.__version__}\n")
+
+
+def test_the_distribution_version_is_the_package_version() -> None:
+    # pyproject.toml reads it from v6alt.__version__: one place.
+    assert metadata_version("v6alt") == v6alt.__version__
 
 
 def test_top_level_help_lists_every_core_command() -> None:
