@@ -35,7 +35,7 @@ from v6alt.synapse_module.inbound import InboundGate, claimed_origins
 from v6alt.synapse_module.module import skip_lookup
 from v6alt.synapse_module.outbound import OutboundJudge, SynapseBlocklist
 from v6alt.synapse_module.resolver import V6AltNameResolver
-from v6alt.synapse_module.seams import install_federation_seams, unwrap_method
+from v6alt.synapse_module.synapse_seam import install_federation_seams, unwrap_method
 from v6alt.synapse_module.tls import FederationTls, peer_bound_context
 
 NAME = "aiamvog6wthgaq3cisjokoiewu.v6.alt"  # 200:cab8:deb4:ce60:4362:4492:e539:4b5

@@ -22,6 +22,8 @@ from typing import Any, Final, Literal
 from v6alt.errors import V6AltNameError
 from v6alt.names import is_v6alt, parse_matrix_server_name
 
+from .synapse_seam import http_errors
+
 logger = logging.getLogger("v6alt.synapse_module")
 
 _ORIGIN: Final = re.compile(r'(?:^|[ \t,])origin[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^, \t]*)', re.I)
@@ -52,12 +54,9 @@ def _origin_host(origin: str) -> str:
 
 class InboundGate:
     def __init__(self, binding: Literal["off", "log", "enforce"]) -> None:
-        # Imported here, at module load, so a Synapse without them fails at start-up.
-        from synapse.api.errors import Codes, SynapseError
-
         self.binding = binding
-        self._error = SynapseError
-        self._codes = Codes
+        # Looked up here, at module load, so a Synapse without them fails at start-up.
+        self._error, self._codes = http_errors()
 
     def check(self, origin: str, request: Any, *, authenticated: bool) -> None:
         """Raise Synapse's SynapseError (401/403) to refuse; return to accept."""

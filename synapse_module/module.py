@@ -7,7 +7,8 @@ homeserver.yaml::
         config: {}          # the v6alt config schema (docs/config.md)
 
 Every decision is made by :mod:`v6alt.policy` and :mod:`v6alt.names`; this
-class only connects them to Synapse's seams (see :mod:`.seams`).
+class only connects them to Synapse, through the one seam that holds every
+Synapse internal the module touches (:mod:`.synapse_seam`).
 """
 
 from __future__ import annotations
@@ -19,22 +20,30 @@ from v6alt.config import Config, ConfigError, parse_config
 from v6alt.names import is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
 
-from .inbound import InboundGate
+from .inbound import InboundGate, claimed_origins
 from .outbound import OutboundJudge, SynapseBlocklist
 from .recovery import BackoffRecovery
 from .resolver import install_resolver
-from .seams import install_federation_seams, install_inbound_seam, install_key_seam
+from .synapse_seam import (
+    SynapseInternals,
+    SynapseInternalsMissing,
+    config_error,
+    install_federation_seams,
+    install_inbound_seam,
+    install_key_seam,
+    require_internals,
+    synapse_version,
+    tested_range_text,
+)
 from .tls import FederationTls, peer_bound_context
 
 logger = logging.getLogger("v6alt.synapse_module")
 
 
 def _synapse_config_error(error: ConfigError) -> Exception:
-    from synapse.config._base import ConfigError as SynapseConfigError
-
     # Synapse names list items "<item N>" in its own config paths.
     path = [part if isinstance(part, str) else f"<item {part}>" for part in error.path]
-    return SynapseConfigError(f"v6alt: {error.reason}", path=path or None)
+    return config_error(f"v6alt: {error.reason}", path)
 
 
 def skip_lookup(host: bytes) -> bool:
@@ -54,9 +63,8 @@ def skip_notary(server_name: str) -> bool:
     return False
 
 
-def _warn_about_notaries(hs: Any) -> None:
-    key_servers = getattr(hs.config.key, "key_servers", ())
-    names = [k.server_name for k in key_servers if not is_v6alt(k.server_name.split(":")[0])]
+def _warn_about_notaries(synapse: SynapseInternals) -> None:
+    names = [n for n in synapse.key_server_names() if not is_v6alt(n.split(":")[0])]
     if names:
         logger.warning(
             "v6alt: trusted_key_servers names %s: a host that reaches only the mesh cannot "
@@ -70,26 +78,23 @@ class V6AltFederation:
     """Federation with ``<label>.v6.alt`` server names (see docs/synapse.md)."""
 
     def __init__(self, config: Config, api: Any) -> None:
-        hs = api._hs  # the module API has no hook for outbound federation
+        synapse = self._require_internals(api)
         self.config = config
-        self._check_own_name(hs.hostname)
+        self._check_own_name(synapse.server_name)
         self.policy = Policy(config)
-        server = hs.config.server
         blocklist = SynapseBlocklist(
-            getattr(server, "federation_ip_range_blocklist", None),
-            getattr(server, "federation_ip_range_allowlist", None),
+            synapse.federation_ip_blocklist, synapse.federation_ip_allowlist
         )
         self.judge = OutboundJudge(self.policy, blocklist)
-        self.resolver = install_resolver(hs.get_reactor(), self.judge)
-        minimum_tls = str(hs.config.tls.federation_client_minimum_tls_version)
-        self.tls = FederationTls(self.judge, peer_bound_context(minimum_tls))
+        self.resolver = install_resolver(synapse.reactor, self.judge)
+        self.tls = FederationTls(self.judge, peer_bound_context(synapse.minimum_tls_version))
         install_federation_seams(self.tls.options_for, skip_lookup)
         self.inbound = InboundGate(config.synapse.inbound_ip_binding)
-        install_inbound_seam(self.inbound.check)
+        install_inbound_seam(claimed_origins, self.inbound.check)
         install_key_seam(skip_notary)
-        self.recovery = BackoffRecovery(api, hs, self.judge)
+        self.recovery = BackoffRecovery(synapse, self.judge)
         probing = self.recovery.start()
-        _warn_about_notaries(hs)
+        _warn_about_notaries(synapse)
         logger.info(
             "v6alt: federation with .v6.alt names enabled (ip_bound_trust=%s, %d secure "
             "range(s), inbound_ip_binding=%s, backoff recovery probes: %s)",
@@ -100,17 +105,29 @@ class V6AltFederation:
         )
 
     @staticmethod
+    def _require_internals(api: Any) -> SynapseInternals:
+        try:
+            return require_internals(api)
+        except SynapseInternalsMissing as e:
+            logger.error("v6alt: cannot start on Synapse %s: %s", synapse_version(), e)
+            raise config_error(
+                f"v6alt: this Synapse ({synapse_version()}) lacks internals the module needs "
+                f"for v6.alt federation: {e}. The module is tested on Synapse "
+                f"{tested_range_text()}; use one of those, or a v6alt release that supports "
+                "this Synapse",
+                ["modules"],
+            ) from None
+
+    @staticmethod
     def _check_own_name(hostname: str) -> None:
         if not is_v6alt(hostname.rpartition(":")[0] or hostname):
             return
         own = parse_matrix_server_name(hostname)
         if not own.canonical:
-            from synapse.config._base import ConfigError as SynapseConfigError
-
-            raise SynapseConfigError(
+            raise config_error(
                 f"v6alt: server_name {hostname!r} is not the canonical v6.alt name of "
                 f"{own.ipv6}; other servers would refuse it",
-                path=["server_name"],
+                ["server_name"],
             )
 
     @staticmethod

@@ -19,12 +19,12 @@ destinations the outbound judge allows (never-dial names are never probed).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from v6alt.errors import V6AltNameError
 from v6alt.names import parse_matrix_server_name
 
 from .outbound import OutboundJudge
+from .synapse_seam import SynapseInternals, yieldable
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -32,32 +32,20 @@ INTERVAL_S = 5.0
 MAX_PROBES = 32
 PROBE_TIMEOUT_S = 2.0
 
-_BACKED_OFF_SQL = """
-SELECT destination FROM destinations
-WHERE retry_interval > 0 AND retry_last_ts + retry_interval > ?
-  AND (destination LIKE '%.v6.alt' OR destination LIKE '%.v6.alt:%')
-ORDER BY retry_last_ts
-LIMIT ?
-"""
-
-
-def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
-    txn.execute(_BACKED_OFF_SQL, (now_ms, limit))
-    return [str(row[0]) for row in txn.fetchall()]
-
 
 class BackoffRecovery:
-    def __init__(self, api: Any, hs: Any, judge: OutboundJudge) -> None:
-        self._api = api
-        self._hs = hs
+    def __init__(self, synapse: SynapseInternals, judge: OutboundJudge) -> None:
+        self._synapse = synapse
         self._judge = judge
         self._running = False
+        self._table_checked = False
+        self._disabled = False
 
     def start(self) -> bool:
         """Start probing if this process sends federation; True if it does."""
-        if not self._hs.should_send_federation():
+        if not self._synapse.sends_federation():
             return False
-        self._api.looping_background_call(
+        self._synapse.api.looping_background_call(
             self._round,
             INTERVAL_S * 1000,
             desc="v6alt_backoff_recovery",
@@ -66,14 +54,19 @@ class BackoffRecovery:
         return True
 
     async def _round(self) -> None:
-        if self._running:
+        if self._running or self._disabled:
             return
         self._running = True
         try:
-            now_ms = self._hs.get_clock().time_msec()
-            destinations = await self._api.run_db_interaction(
-                "v6alt_backed_off_destinations", _backed_off_txn, now_ms, MAX_PROBES
-            )
+            if not self._table_checked:
+                problem = await self._synapse.destinations_table_problem()
+                self._table_checked = True
+                if problem is not None:
+                    self._disabled = True
+                    logger.error("v6alt: backoff recovery is off: %s", problem)
+                    return
+            now_ms = self._synapse.now_ms()
+            destinations = await self._synapse.backed_off_v6alt_destinations(now_ms, MAX_PROBES)
             for destination in destinations:
                 await self._probe(destination)
         finally:
@@ -98,20 +91,17 @@ class BackoffRecovery:
             decision.address,
             port,
         )
-        store = self._hs.get_datastores().main
-        await store.set_destination_retry_timings(destination, None, 0, 0)
-        self._hs.get_notifier().notify_remote_server_up(destination)
+        await self._synapse.clear_backoff(destination)
 
     async def _connects(self, address: str, port: int) -> bool:
-        from synapse.logging.context import make_deferred_yieldable
         from twisted.internet.endpoints import TCP6ClientEndpoint
         from twisted.internet.protocol import Factory, Protocol
 
         endpoint = TCP6ClientEndpoint(  # type: ignore[no-untyped-call]
-            self._hs.get_reactor(), address, port, timeout=PROBE_TIMEOUT_S
+            self._synapse.reactor, address, port, timeout=PROBE_TIMEOUT_S
         )
         try:
-            protocol = await make_deferred_yieldable(
+            protocol = await yieldable(
                 endpoint.connect(Factory.forProtocol(Protocol))  # type: ignore[no-untyped-call]
             )
         except Exception as e:

@@ -17,10 +17,14 @@ module answers instead of Synapse:
   peer or an exception all refuse).
 
 Every other host (DNS names, IPv6 literals outside the secure ranges) gets
-Synapse's own creator, wrapped in :class:`.range_trust.RangeTrustCreator`
-when secure ranges are configured: the same handshake-time peer check lifts
-the certificate check for a peer inside a ``trust_any_certificate`` range,
-and leaves Synapse's verification in place for every other peer.
+Synapse's own creator, wrapped in :class:`RangeTrustCreator` when secure
+ranges are configured: the same handshake-time peer check
+(:mod:`.peer_check`) lifts the certificate check for a peer inside a
+``trust_any_certificate`` range, and leaves Synapse's verification in place
+for every other peer. ``tls: off`` cannot apply to such names: Synapse
+chooses between TLS and plain HTTP before it resolves the name, so the
+connection is TLS whatever the address turns out to be; the module logs it
+when such a connection reaches a ``tls: off`` range (see docs/synapse.md).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import CertificateOptions, TLSVersion
@@ -41,7 +45,8 @@ from v6alt.names import ServerName, is_v6alt, parse_host
 from v6alt.policy import DialDecision, Policy, Trust
 
 from .outbound import OutboundJudge, host_text
-from .range_trust import RangeTrustCreator, connected_ipv6_peer
+from .peer_check import Fallback, PeerCheck
+from .synapse_seam import replace_synapse_tls_verifier, synapse_tls_verifier
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -56,50 +61,6 @@ _CHECK_ATTRIBUTE = "_v6alt_peer_check"
 
 class DialRefused(DNSLookupError):
     """A v6.alt destination the module refuses to dial (logged where raised)."""
-
-
-class _PeerCheck:
-    """Per-connection state: was the connected peer approved during the handshake?"""
-
-    def __init__(self, server: ServerName, policy: Policy, tls_protocol: Any) -> None:
-        self._server = server
-        self._policy = policy
-        self._tls_protocol = tls_protocol
-        self.approved = False
-        self._logged = False
-
-    def verify(
-        self, connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
-    ) -> bool:
-        try:
-            peer = connected_ipv6_peer(self._tls_protocol)
-            if peer is None:
-                return self._deny("no IPv6 peer address on the connection")
-            decision = self._policy.decide(peer, self._server)
-            if decision.allowed and decision.trust in (Trust.IP_BOUND, Trust.ANY):
-                if not self.approved:
-                    logger.debug(
-                        "v6alt: TLS peer %s accepted for %s without CA check (%s: %s)",
-                        peer,
-                        self._server,
-                        decision.trust.value,
-                        decision.rule,
-                    )
-                self.approved = True
-                return True
-            return self._deny(
-                f"connected peer {peer} is not {self._server.ipv6} and no secure range "
-                f"trusts it ({decision.rule})"
-            )
-        except Exception as e:  # fail closed: an error must never accept a peer
-            return self._deny(f"peer check failed: {e!r}")
-
-    def _deny(self, reason: str) -> bool:
-        self.approved = False
-        if not self._logged:
-            self._logged = True
-            logger.warning("v6alt: TLS refused for %s: %s", self._server, reason)
-        return False
 
 
 def _info_callback(connection: SSL.Connection, where: int, ret: int) -> None:
@@ -131,9 +92,93 @@ class PeerBoundCreator:
         connection = SSL.Connection(self._context, None)
         connection.set_app_data(tlsProtocol)
         connection.set_tlsext_host_name(self._host)
-        check = _PeerCheck(self._server, self._policy, tlsProtocol)
+        check = PeerCheck(
+            str(self._server),
+            self._policy,
+            tlsProtocol,
+            server=self._server,
+            trusts=(Trust.IP_BOUND, Trust.ANY),
+            fallback=Fallback.DENY,
+        )
         setattr(tlsProtocol, _CHECK_ATTRIBUTE, check)
         connection.set_verify(SSL.VERIFY_PEER, check.verify)
+        return connection
+
+
+class _RangeVerifier:
+    """Stands in for Synapse's ConnectionVerifier: skips only its host name check,
+    and only on a connection whose peer the range check approved."""
+
+    def __init__(self, stock: Any, check: PeerCheck, host: str) -> None:
+        self._stock = stock
+        self._check = check
+        self._host = host
+        self._warned = False
+
+    def verify_context_info_cb(self, ssl_connection: SSL.Connection, where: int) -> None:
+        if where & SSL.SSL_CB_HANDSHAKE_START and not self._warned:
+            self._warned = True
+            self._warn_if_plain_range()
+        if where & SSL.SSL_CB_HANDSHAKE_DONE and self._check.approved:
+            return
+        self._stock.verify_context_info_cb(ssl_connection, where)
+
+    def _warn_if_plain_range(self) -> None:
+        try:
+            decision = self._check.decision()
+        except Exception:
+            return  # only a diagnostic; the verify callback decides
+        if decision is not None and not decision.tls_required:
+            logger.warning(
+                "v6alt: %s: peer %s is in secure range %s (tls: off), but %s is not a v6.alt "
+                "name or an IPv6 literal in that range: TLS is used",
+                self._host,
+                decision.address,
+                decision.secure_range.network if decision.secure_range else "?",
+                self._host,
+            )
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class RangeTrustCreator:
+    """Synapse's connection creator, with the secure-range decision at handshake time."""
+
+    _seam_warned = False
+
+    def __init__(self, host: str, policy: Policy, stock: Any) -> None:
+        self._host = host
+        self._policy = policy
+        self._stock = stock
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        connection: SSL.Connection = self._stock.clientConnectionForTLS(tlsProtocol)
+        mode = connection.get_context().get_verify_mode()
+        if mode == SSL.VERIFY_NONE:
+            # Synapse checks nothing for this host (federation_verify_certificates
+            # off, or its whitelist): leave its connection exactly as it made it.
+            return connection
+        verifier = synapse_tls_verifier(tlsProtocol)
+        if verifier is None:
+            # Checked at start-up; reaching this means a creator the seam does
+            # not know. Synapse's verification stays, the range trust is lost.
+            if not RangeTrustCreator._seam_warned:
+                RangeTrustCreator._seam_warned = True
+                logger.error(
+                    "v6alt: %s: Synapse's TLS verifier is not where the module expects it; "
+                    "secure ranges do not apply to DNS names on this connection",
+                    self._host,
+                )
+            return connection
+        check = PeerCheck(
+            self._host,
+            self._policy,
+            tlsProtocol,
+            server=None,
+            trusts=(Trust.ANY,),
+            fallback=Fallback.STOCK,
+        )
+        connection.set_verify(mode, check.verify)
+        replace_synapse_tls_verifier(tlsProtocol, _RangeVerifier(verifier, check, self._host))
         return connection
 
 

@@ -19,7 +19,7 @@ from twisted.internet.ssl import CertificateOptions, platformTrust
 
 from v6alt.config import parse_config
 from v6alt.policy import Policy
-from v6alt.synapse_module.range_trust import RangeTrustCreator
+from v6alt.synapse_module.tls import RangeTrustCreator
 
 IN_RANGE = "202:6a1f:77::10"
 PLAIN_RANGE = "202:6a1f:77::20"

@@ -1,0 +1,546 @@
+"""The one seam between the module and Synapse: every internal it touches.
+
+Synapse's module API has no hook for destination lookup, TLS, the X-Matrix
+origin or destination backoff, and modules load after the federation client
+exists. So the module reaches into Synapse, and every such reach is here,
+named in :data:`METHODS` or in :class:`SynapseInternals`, each with the
+Synapse versions it was checked on. Nothing else in the package imports
+Synapse internals.
+
+At start-up :func:`require_internals` checks each of them on the running
+Synapse (the methods exist with the parameters the wrappers pass, the
+homeserver attributes are there, Synapse's TLS connection creator still
+hangs its verifier on the TLS protocol) and refuses to start with one line
+per missing piece, instead of degrading silently; a Synapse outside
+:data:`TESTED_VERSIONS` only gets a warning. The contract test
+(``tests/synapse_module/test_synapse_seam.py``) runs the same checks, and
+checks the ``destinations`` table, in every ``synapse-*`` tox env, so a new
+Synapse release that moves one of them shows up as a failing env.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+logger = logging.getLogger("v6alt.synapse_module")
+
+#: The Synapse releases the module is tested on (tox.ini's synapse-* envs), inclusive.
+TESTED_VERSIONS: Final = ((1, 100), (1, 163))
+#: Where the module's wrappers keep the methods they replaced, on each class.
+_ORIGINALS: Final = "_v6alt_originals"
+#: Synapse's SSLClientConnectionCreator sets its ConnectionVerifier on the TLS
+#: protocol under this name; its SSL context's info callback calls the
+#: verifier's ``verify_context_info_cb`` (checked on 1.100-1.163).
+TLS_VERIFIER_ATTRIBUTE: Final = "_synapse_tls_verifier"
+#: Columns of Synapse's ``destinations`` table read by the backoff recovery
+#: (checked on 1.100-1.163).
+DESTINATIONS_COLUMNS: Final = ("destination", "retry_last_ts", "retry_interval")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A Synapse method the module wraps or calls, with the parameters it passes."""
+
+    module: str
+    qualname: str
+    parameters: tuple[str, ...]  # after self; "*" stands for *args, "**" for **kwargs
+    use: str
+    checked_on: str = "1.100-1.163"
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.qualname}"
+
+
+#: Every Synapse method the module wraps (class level) or calls.
+METHODS: Final = (
+    Method(
+        "synapse.crypto.context_factory",
+        "FederationPolicyForHTTPS.get_options",
+        ("host",),
+        "wrapped: TLS options and refusals for outbound federation",
+    ),
+    Method(
+        "synapse.crypto.context_factory",
+        "ConnectionVerifier.verify_context_info_cb",
+        ("ssl_connection", "where"),
+        "called: Synapse's own host name check, kept for DNS names",
+    ),
+    Method(
+        "synapse.http.federation.well_known_resolver",
+        "WellKnownResolver.get_well_known",
+        ("server_name",),
+        "wrapped: no .well-known fetch for a v6.alt name",
+    ),
+    Method(
+        "synapse.http.federation.well_known_resolver",
+        "WellKnownLookupResult",
+        ("delegated_server",),
+        "built: the 'no delegation' answer",
+    ),
+    Method(
+        "synapse.http.federation.srv_resolver",
+        "SrvResolver.resolve_service",
+        ("service_name",),
+        "wrapped: no SRV query for a v6.alt name",
+    ),
+    Method(
+        "synapse.federation.transport.server._base",
+        "Authenticator.authenticate_request",
+        ("request", "content"),
+        "wrapped: inbound X-Matrix origin checks",
+    ),
+    Method(
+        "synapse.crypto.keyring",
+        "PerspectivesKeyFetcher.get_keys",
+        ("server_name", "key_ids", "minimum_valid_until_ts"),
+        "wrapped: no notary asked about a v6.alt server",
+    ),
+    Method(
+        "synapse.storage.databases.main.transactions",
+        "TransactionWorkerStore.set_destination_retry_timings",
+        ("destination", "failure_ts", "retry_last_ts", "retry_interval"),
+        "called: clear the backoff of a destination found reachable",
+    ),
+    Method(
+        "synapse.notifier",
+        "Notifier.notify_remote_server_up",
+        ("server",),
+        "called: wake the federation sender for that destination",
+    ),
+    Method("synapse.server", "HomeServer.should_send_federation", (), "called: probe or not"),
+    Method("synapse.server", "HomeServer.get_reactor", (), "called"),
+    Method("synapse.server", "HomeServer.get_clock", (), "called"),
+    Method("synapse.server", "HomeServer.get_datastores", (), "called"),
+    Method("synapse.server", "HomeServer.get_notifier", (), "called"),
+    # Public module API, listed because the module depends on their parameters.
+    Method(
+        "synapse.module_api",
+        "ModuleApi.looping_background_call",
+        ("f", "msec", "*", "desc", "run_on_all_instances", "**"),
+        "called: the recovery's probe rounds",
+    ),
+    Method(
+        "synapse.module_api",
+        "ModuleApi.run_db_interaction",
+        ("desc", "func", "*", "**"),
+        "called: the recovery's query of the destinations table",
+    ),
+)
+
+#: Homeserver attributes read at start-up (attribute paths on ``ModuleApi._hs``).
+HOMESERVER_ATTRIBUTES: Final = (
+    "hostname",
+    "config.server.federation_ip_range_blocklist",
+    "config.server.federation_ip_range_allowlist",
+    "config.tls.federation_client_minimum_tls_version",
+    "config.key.key_servers",
+)
+
+
+class SynapseInternalsMissing(Exception):
+    """The running Synapse lacks an internal the module needs (one line each)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+def synapse_version() -> str:
+    import synapse
+
+    return str(getattr(synapse, "__version__", "unknown"))
+
+
+def version_tested(version: str) -> bool:
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    low, high = TESTED_VERSIONS
+    return low <= (major, minor) <= high
+
+
+def tested_range_text() -> str:
+    (a, b), (c, d) = TESTED_VERSIONS
+    return f"{a}.{b} to {c}.{d}"
+
+
+def _resolve(method: Method) -> Any:
+    target: Any = importlib.import_module(method.module)
+    for part in method.qualname.split("."):
+        target = getattr(target, part)
+    # A method the module wrapped earlier in this process: check Synapse's own.
+    owner_name, _, attribute = method.qualname.rpartition(".")
+    if owner_name:
+        owner = importlib.import_module(method.module)
+        for part in owner_name.split("."):
+            owner = getattr(owner, part)
+        originals = owner.__dict__.get(_ORIGINALS) or {}
+        target = originals.get(attribute, target)
+    return target
+
+
+def _parameter_shape(target: Any) -> tuple[str, ...]:
+    signature = inspect.signature(target)
+    shape = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            shape.append("*")
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            shape.append("**")
+        else:
+            shape.append(parameter.name)
+    if shape and shape[0] == "self":
+        shape = shape[1:]
+    return tuple(shape)
+
+
+def method_problem(method: Method) -> str | None:
+    """Why ``method`` is not as the module expects, or None."""
+    try:
+        target = _resolve(method)
+    except (ImportError, AttributeError) as e:
+        return f"{method.name} is missing ({e})"
+    if not callable(target):
+        return f"{method.name} is not callable"
+    try:
+        shape = _parameter_shape(target)
+    except (TypeError, ValueError) as e:
+        return f"{method.name}: signature unreadable ({e})"
+    if shape != method.parameters:
+        return (
+            f"{method.name} takes ({', '.join(shape)}), "
+            f"the module expects ({', '.join(method.parameters)})"
+        )
+    return None
+
+
+def tls_verifier_problem(config: Any) -> str | None:
+    """Whether Synapse's TLS creator still sets its verifier on the TLS protocol.
+
+    Builds Synapse's own federation TLS policy from the homeserver config and
+    asks it for one connection object (no network): without the attribute the
+    handshake-time peer check could not keep Synapse's host name check.
+    """
+    try:
+        from synapse.crypto.context_factory import FederationPolicyForHTTPS
+
+        policy = FederationPolicyForHTTPS(config)
+        get_options = original_method(FederationPolicyForHTTPS, "get_options")
+        creator = get_options(policy, b"seam-check.invalid")
+
+        class TlsProtocolStandIn:
+            pass
+
+        stand_in = TlsProtocolStandIn()
+        creator.clientConnectionForTLS(stand_in)
+    except Exception as e:
+        return f"Synapse's federation TLS policy could not be probed ({e!r})"
+    verifier = getattr(stand_in, TLS_VERIFIER_ATTRIBUTE, None)
+    if not callable(getattr(verifier, "verify_context_info_cb", None)):
+        return (
+            "Synapse's TLS connection creator no longer sets "
+            f"{TLS_VERIFIER_ATTRIBUTE}.verify_context_info_cb on the TLS protocol"
+        )
+    return None
+
+
+def _attribute(root: Any, path: str) -> Any:
+    value = root
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def internals_problems(hs: Any | None) -> list[str]:
+    """Every internal that is missing or changed; ``hs`` None checks only the code."""
+    problems = [p for p in map(method_problem, METHODS) if p is not None]
+    if hs is not None:
+        for path in HOMESERVER_ATTRIBUTES:
+            try:
+                _attribute(hs, path)
+            except AttributeError:
+                problems.append(f"the homeserver has no {path}")
+        tls = tls_verifier_problem(hs.config)
+        if tls is not None:
+            problems.append(tls)
+    return problems
+
+
+def require_internals(api: Any) -> SynapseInternals:
+    """The running homeserver's internals, once every one the module needs is there.
+
+    Raises :class:`SynapseInternalsMissing` naming each missing piece; warns
+    when this Synapse release is outside the tested range.
+    """
+    version = synapse_version()
+    if not version_tested(version):
+        logger.warning(
+            "v6alt: Synapse %s is outside the versions this module is tested on (%s); "
+            "every internal it needs was found, but check federation after the upgrade",
+            version,
+            tested_range_text(),
+        )
+    hs = getattr(api, "_hs", None)
+    problems = [] if hs is not None else ["ModuleApi._hs is missing"]
+    problems += internals_problems(hs)
+    if problems:
+        raise SynapseInternalsMissing(problems)
+    return SynapseInternals(api, hs)
+
+
+class SynapseInternals:
+    """The homeserver, as far as the module uses it (checked on 1.100-1.163)."""
+
+    def __init__(self, api: Any, hs: Any) -> None:
+        self.api = api
+        self._hs = hs
+
+    @property
+    def server_name(self) -> str:
+        return str(self._hs.hostname)
+
+    @property
+    def federation_ip_blocklist(self) -> object | None:
+        """A netaddr IPSet (``iter_cidrs()``), or None."""
+        return getattr(self._hs.config.server, "federation_ip_range_blocklist", None)
+
+    @property
+    def federation_ip_allowlist(self) -> object | None:
+        return getattr(self._hs.config.server, "federation_ip_range_allowlist", None)
+
+    @property
+    def minimum_tls_version(self) -> str:
+        return str(self._hs.config.tls.federation_client_minimum_tls_version)
+
+    def key_server_names(self) -> list[str]:
+        return [str(k.server_name) for k in self._hs.config.key.key_servers]
+
+    @property
+    def reactor(self) -> Any:
+        return self._hs.get_reactor()
+
+    def sends_federation(self) -> bool:
+        return bool(self._hs.should_send_federation())
+
+    def now_ms(self) -> int:
+        return int(self._hs.get_clock().time_msec())
+
+    async def backed_off_v6alt_destinations(self, now_ms: int, limit: int) -> list[str]:
+        """v6.alt destinations Synapse is backing off from, longest backed off first."""
+        result: list[str] = await self.api.run_db_interaction(
+            "v6alt_backed_off_destinations", _backed_off_txn, now_ms, limit
+        )
+        return result
+
+    async def destinations_table_problem(self) -> str | None:
+        """Why the ``destinations`` table cannot serve the recovery, or None."""
+        try:
+            await self.api.run_db_interaction("v6alt_destinations_columns", _columns_txn)
+        except Exception as e:
+            return f"Synapse's destinations table lacks {', '.join(DESTINATIONS_COLUMNS)} ({e})"
+        return None
+
+    async def clear_backoff(self, destination: str) -> None:
+        """What Synapse does on an inbound request from ``destination``."""
+        store = self._hs.get_datastores().main
+        await store.set_destination_retry_timings(destination, None, 0, 0)
+        self._hs.get_notifier().notify_remote_server_up(destination)
+
+
+_BACKED_OFF_SQL: Final = """
+SELECT destination FROM destinations
+WHERE retry_interval > 0 AND retry_last_ts + retry_interval > ?
+  AND (destination LIKE '%.v6.alt' OR destination LIKE '%.v6.alt:%')
+ORDER BY retry_last_ts
+LIMIT ?
+"""
+
+
+def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
+    txn.execute(_BACKED_OFF_SQL, (now_ms, limit))
+    return [str(row[0]) for row in txn.fetchall()]
+
+
+def _columns_txn(txn: Any) -> None:
+    txn.execute(f"SELECT {', '.join(DESTINATIONS_COLUMNS)} FROM destinations WHERE 1 = 0")
+    txn.fetchall()
+
+
+# Errors, from the public module API (synapse.module_api.errors, 1.100-1.163).
+
+
+def config_error(message: str, path: Sequence[str]) -> Exception:
+    from synapse.module_api.errors import ConfigError
+
+    return ConfigError(message, path=list(path) or None)
+
+
+def http_errors() -> tuple[type[Exception], Any]:
+    """Synapse's ``SynapseError`` and ``Codes``, for refusing a request."""
+    from synapse.module_api.errors import Codes, SynapseError
+
+    return SynapseError, Codes
+
+
+async def yieldable(deferred: Any) -> Any:
+    """Await a Twisted Deferred under Synapse's logcontext rules."""
+    from synapse.module_api import make_deferred_yieldable
+
+    return await make_deferred_yieldable(deferred)
+
+
+# Class-level wrapping: every instance, including those made later, goes
+# through the wrapper. Idempotent: the original is kept on the class once and
+# a second install replaces the wrapper instead of stacking one on another.
+
+
+def original_method(cls: type, name: str) -> Any:
+    originals: dict[str, Any] = cls.__dict__.get(_ORIGINALS) or {}
+    return originals.get(name, getattr(cls, name))
+
+
+def wrap_method(cls: type, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+    """Replace ``cls.name`` by ``make_wrapper(original)``, keeping the original once."""
+    originals: dict[str, Any] = cls.__dict__.get(_ORIGINALS) or {}
+    if name not in originals:
+        original = getattr(cls, name, None)  # may be inherited
+        if not callable(original):
+            raise SynapseInternalsMissing([f"{cls.__qualname__}.{name} is missing"])
+        originals[name] = original
+        setattr(cls, _ORIGINALS, originals)
+    setattr(cls, name, make_wrapper(originals[name]))
+    logger.debug("v6alt: wrapped %s.%s.%s", cls.__module__, cls.__qualname__, name)
+
+
+def unwrap_method(cls: type, name: str) -> None:
+    """Put the original method back (used by tests that load the module twice)."""
+    originals: dict[str, Any] = cls.__dict__.get(_ORIGINALS) or {}
+    if name in originals:
+        setattr(cls, name, originals.pop(name))
+
+
+def install_federation_seams(
+    options_for: Callable[[bytes, Callable[[], Any]], Any],
+    skip_lookup: Callable[[bytes], bool],
+) -> None:
+    """Wrap TLS policy, .well-known and SRV for outbound federation."""
+    from synapse.crypto.context_factory import FederationPolicyForHTTPS
+    from synapse.http.federation.srv_resolver import SrvResolver
+    from synapse.http.federation.well_known_resolver import (
+        WellKnownLookupResult,
+        WellKnownResolver,
+    )
+
+    def tls_wrapper(original: Any) -> Any:
+        def get_options(self: Any, host: bytes) -> Any:
+            return options_for(host, lambda: original(self, host))
+
+        return get_options
+
+    def well_known_wrapper(original: Any) -> Any:
+        async def get_well_known(self: Any, server_name: bytes) -> Any:
+            if skip_lookup(server_name):
+                return WellKnownLookupResult(delegated_server=None)
+            return await original(self, server_name)
+
+        return get_well_known
+
+    def srv_wrapper(original: Any) -> Any:
+        async def resolve_service(self: Any, service_name: bytes) -> Any:
+            # service_name is b"_matrix-fed._tcp.<host>" or b"_matrix._tcp.<host>"
+            parts = service_name.split(b".", 2)
+            if len(parts) == 3 and skip_lookup(parts[2]):
+                return []
+            return await original(self, service_name)
+
+        return resolve_service
+
+    wrap_method(FederationPolicyForHTTPS, "get_options", tls_wrapper)
+    wrap_method(WellKnownResolver, "get_well_known", well_known_wrapper)
+    wrap_method(SrvResolver, "resolve_service", srv_wrapper)
+
+
+def install_inbound_seam(
+    claimed_origins: Callable[[Any], list[str]], check_origin: Callable[..., None]
+) -> None:
+    """Wrap the X-Matrix authenticator: ``check_origin(origin, request, authenticated=)``
+    raises to refuse.
+
+    It runs on every origin the Authorization headers claim before Synapse
+    verifies signatures (so no key fetch is made for a refused name) and on
+    the origin Synapse authenticated.
+    """
+    from synapse.federation.transport.server._base import Authenticator
+
+    def wrapper(original: Any) -> Any:
+        async def authenticate_request(self: Any, request: Any, content: Any) -> str:
+            for claimed in claimed_origins(request):
+                check_origin(claimed, request, authenticated=False)
+            origin: str = await original(self, request, content)
+            check_origin(origin, request, authenticated=True)
+            return origin
+
+        return authenticate_request
+
+    wrap_method(Authenticator, "authenticate_request", wrapper)
+
+
+def install_key_seam(skip_notary: Callable[[str], bool]) -> None:
+    """Never ask a notary (``trusted_key_servers``) about a server ``skip_notary`` names."""
+    from synapse.crypto.keyring import PerspectivesKeyFetcher
+
+    def wrapper(original: Any) -> Any:
+        async def get_keys(
+            self: Any, server_name: str, key_ids: list[str], minimum_valid_until_ts: int
+        ) -> Any:
+            if skip_notary(server_name):
+                return {}
+            return await original(self, server_name, key_ids, minimum_valid_until_ts)
+
+        return get_keys
+
+    wrap_method(PerspectivesKeyFetcher, "get_keys", wrapper)
+
+
+def synapse_tls_verifier(tls_protocol: Any) -> Any:
+    """Synapse's ConnectionVerifier on this TLS protocol (None for another creator)."""
+    return getattr(tls_protocol, TLS_VERIFIER_ATTRIBUTE, None)
+
+
+def replace_synapse_tls_verifier(tls_protocol: Any, verifier: Any) -> None:
+    setattr(tls_protocol, TLS_VERIFIER_ATTRIBUTE, verifier)
+
+
+__all__ = [
+    "DESTINATIONS_COLUMNS",
+    "HOMESERVER_ATTRIBUTES",
+    "METHODS",
+    "TESTED_VERSIONS",
+    "TLS_VERIFIER_ATTRIBUTE",
+    "Method",
+    "SynapseInternals",
+    "SynapseInternalsMissing",
+    "config_error",
+    "http_errors",
+    "install_federation_seams",
+    "install_inbound_seam",
+    "install_key_seam",
+    "internals_problems",
+    "method_problem",
+    "original_method",
+    "replace_synapse_tls_verifier",
+    "require_internals",
+    "synapse_tls_verifier",
+    "synapse_version",
+    "tls_verifier_problem",
+    "unwrap_method",
+    "version_tested",
+    "wrap_method",
+]
