@@ -17,7 +17,8 @@ trap 'echo "install-deps: error: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ER
 declare -A RELEASE_PACKAGES=(
     [base]="python3 python3-venv python3-pip iproute2 git ca-certificates openssl"
     # lua-unbound and lua-event are only Recommends of prosody (left out
-    # here), but its DNS (libunbound) and the 0.12 tests need them.
+    # here), but its DNS (libunbound) and the 0.12 tests need them. lua-check
+    # (luacheck) serves tox's lint env too: keep this group in DEFAULT_GROUPS.
     [prosody]="lua-check lua-unbound lua-event"
     [dns]="unbound bind9-dnsutils"
     [bench]="dnsperf"
