@@ -12,6 +12,7 @@ from v6alt.cli_common import (
     UsageError,
     add_command,
     dump_json,
+    parse_listen,
 )
 from v6alt.config import ConfigError, load_config
 from v6alt.errors import V6AltNameError
@@ -27,8 +28,6 @@ _EPILOG = (
 
 
 def _resolver(text: str) -> tuple[str, int]:
-    from v6alt.prosody_bridge.cli_sidecar import parse_listen
-
     return parse_listen(text)  # raises argparse.ArgumentTypeError naming the problem
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeAlias
 
 from .errors import V6AltError
@@ -30,6 +32,7 @@ __all__ = [
     "add_command",
     "dump_json",
     "host_port",
+    "parse_listen",
 ]
 
 PROG: Final = "v6alt"
@@ -101,3 +104,27 @@ def dump_json(data: Any, stream: TextIO) -> None:
 def host_port(host: str, port: int) -> str:
     """``host:port`` with IPv6 literals in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_BRACKETED: Final = re.compile(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})")
+_PLAIN: Final = re.compile(r"([^:\[\]]+):([0-9]{1,5})")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``[v6]:port`` or ``v4:port`` -> (host, port), as the config's listen keys; argparse type."""
+    bracketed = _BRACKETED.fullmatch(text)
+    match = bracketed or _PLAIN.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (IPv6 literals in brackets: [::1]:5353)"
+        )
+    host, port = match.group(1), int(match.group(2))
+    try:
+        address = ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {host!r} is not an IP address") from None
+    if (address.version == 6) != (bracketed is not None):
+        raise argparse.ArgumentTypeError(f"{text!r}: IPv6 literals go in brackets, IPv4 without")
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port} is outside 1-65535")
+    return host, port

@@ -8,13 +8,11 @@ Twisted is a one-line usage error instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import re
-from ipaddress import ip_address
 from typing import Final
 
-from v6alt.cli_common import EXIT_USAGE, Streams, SubParsers, add_command
+from v6alt.cli_common import EXIT_USAGE, Streams, SubParsers, add_command, parse_listen
 
-__all__ = ["parse_listen", "register"]
+__all__ = ["register"]
 
 _EPILOG: Final = """\
 DNS: authoritative for v6.alt (AAAA, SOA/NS at the apex) and the ip6.arpa
@@ -27,29 +25,6 @@ forwarders; listen addresses need a restart).
 exit status: 0 stopped normally, 1 a listener could not start, 2 bad
 arguments, bad config (key path and reason on stderr) or Twisted missing.
 """
-
-_BRACKETED: Final = re.compile(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})")
-_PLAIN: Final = re.compile(r"([^:\[\]]+):([0-9]{1,5})")
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``[v6]:port`` or ``v4:port`` -> (host, port), as the config's listen keys; argparse type."""
-    bracketed = _BRACKETED.fullmatch(text)
-    match = bracketed or _PLAIN.fullmatch(text)
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not HOST:PORT (IPv6 literals in brackets: [::1]:5353)"
-        )
-    host, port = match.group(1), int(match.group(2))
-    try:
-        address = ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: {host!r} is not an IP address") from None
-    if (address.version == 6) != (bracketed is not None):
-        raise argparse.ArgumentTypeError(f"{text!r}: IPv6 literals go in brackets, IPv4 without")
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: port {port} is outside 1-65535")
-    return host, port
 
 
 def _workers(text: str) -> int:

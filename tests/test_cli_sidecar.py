@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from v6alt.prosody_bridge.cli_sidecar import parse_listen
+from v6alt.cli_common import parse_listen
 
 
 @pytest.mark.parametrize(
