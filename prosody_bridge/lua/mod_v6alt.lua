@@ -27,8 +27,9 @@ local formencode = import "util.http".formencode;
 local json = import "util.json";
 local inet_pton = import "util.net".pton;
 local promise = import "util.promise";
-local timer = import "util.timer";
 
+-- Every write into Prosody's own data (session fields, queues) is there.
+local internals = module:require("v6alt_internals");
 local recovery = module:require("v6alt_s2s_recovery");
 
 local lookup_url = module:get_option_string("v6alt_lookup_url", "http://[::1]:5380"):gsub("/+$", "");
@@ -59,7 +60,8 @@ local function lookup(endpoint, params)
 			fn(value);
 		end
 		local request;
-		timer.add_task(lookup_timeout, function ()
+		-- module:add_timer, not util.timer: the timer dies with the module.
+		module:add_timer(lookup_timeout, function ()
 			if settled then return; end
 			settle(reject, { unavailable = true; reason = ("no answer within %gs"):format(lookup_timeout) });
 			if request then http.destroy_request(request); end
@@ -117,7 +119,7 @@ function v6alt_resolver:next(cb)
 			-- Secure range with "tls: off": the mesh encrypts. Marking the
 			-- stream secure stops mod_tls from starting TLS; the certificate
 			-- check below then trusts the peer by its address.
-			session.secure = true;
+			internals.mark_secure(session);
 			session.log("info", "Dialling %s at [%s]:%d without TLS (secure range with tls off)",
 				name, answer.address, port);
 		else
@@ -191,8 +193,7 @@ module:hook("s2s-check-certificate", function (event)
 	if decision.trust ~= "ip_bound" and decision.trust ~= "any" then
 		return; -- a secure range that wants CA-valid certificates
 	end
-	session.cert_chain_status = "valid";
-	session.cert_identity_status = "valid";
+	internals.trust_certificate(session);
 	session.log("info", "Trusting %s at [%s] (%s): %s", host, session.ip, decision.trust, tostring(decision.rule));
 	return true;
 end, 510);
@@ -224,11 +225,10 @@ function module.add_host(module)
 		if decision.tls_required == false and not session.secure then
 			-- Secure range with "tls: off": no STARTTLS offer; SASL EXTERNAL
 			-- authenticates the peer by the address it connects from.
-			session.secure = true;
+			internals.mark_secure(session);
 			session.v6alt_plaintext_host = host;
 			if decision.trust == "ip_bound" or decision.trust == "any" then
-				session.cert_chain_status = "valid";
-				session.cert_identity_status = "valid";
+				internals.trust_certificate(session);
 			end
 			session.log("info", "Not offering TLS to %s at [%s] (secure range with tls off)",
 				host, session.ip);

@@ -21,6 +21,11 @@
 -- Held stanzas are bounced (wait/remote-server-timeout) when the hold time
 -- or the hold limit is exceeded, as Prosody bounces stanzas to unreachable
 -- servers.
+--
+-- Every timer is a module's (module:add_timer, Prosody 13.0.1 and 0.12.3),
+-- never util.timer's directly, so it stops when its module is unloaded or
+-- reloaded; a callback that returns a number runs again after that many
+-- seconds, as with util.timer.
 
 local import = module:require("v6alt_compat");
 
@@ -29,7 +34,8 @@ local jid_host = import "util.jid".host;
 local new_id = import "util.id".short;
 local server = import "net.server";
 local st = import "util.stanza";
-local timer = import "util.timer";
+
+local internals = module:require("v6alt_internals");
 
 local RESENT_NS = "urn:v6alt:resent:0";
 local PING_NS = "urn:xmpp:ping";
@@ -73,7 +79,7 @@ local function tcp_probe(address, port, timeout, done)
 		module:log("debug", "v6alt probe of [%s]:%d not started: %s", address, port, tostring(err));
 		return settle(false);
 	end
-	timer.add_task(timeout, function ()
+	module:add_timer(timeout, function ()
 		if settled then return; end
 		settle(false);
 		conn:close();
@@ -170,7 +176,7 @@ local function watch_host(host_module, options)
 			host_module:log("debug", "s2s to %s: probe skipped, lookup failed: %s", peer.to_host,
 				type(err) == "table" and tostring(err.reason) or tostring(err));
 		end);
-		return probe_interval; -- util.timer repeats a task that returns a delay
+		return probe_interval; -- a timer callback that returns a delay runs again
 	end
 
 	local function stall(peer)
@@ -178,21 +184,21 @@ local function watch_host(host_module, options)
 		peer.stalled, peer.stalled_at, peer.barrier = this_stall, now(), nil;
 		host_module:log("warn", "s2s to %s: no answer to a ping for %gs; closing the stream, holding %d unconfirmed stanza(s), probing every %gs",
 			peer.to_host, stall_timeout, #peer.unconfirmed, probe_interval);
-		local session = prosody.hosts[peer.from_host] and prosody.hosts[peer.from_host].s2sout[peer.to_host];
+		local session = internals.outgoing_session(peer.from_host, peer.to_host);
 		if session then
 			-- Every stanza in it is in peer.unconfirmed: resent later, not bounced now.
-			session.sendq = nil;
+			internals.drop_send_queue(session);
 			session.v6alt_stalled = true;
 			session:close({ condition = "connection-timeout"; text = "no answer to pings" }, nil, "stalled");
 		end
-		timer.add_task(0, function () return probe(peer, this_stall); end);
+		host_module:add_timer(0, function () return probe(peer, this_stall); end);
 	end
 
 	function send_barrier(peer)
 		if peer.barrier or peer.stalled then return; end
 		local barrier = {}; -- covers: the stanzas recorded when its ping goes out
 		peer.barrier = barrier;
-		timer.add_task(BARRIER_DELAY, function ()
+		host_module:add_timer(BARRIER_DELAY, function ()
 			if peer.barrier ~= barrier then return; end
 			barrier.covers = peer.seq;
 			local ping = st.iq({ type = "get"; from = peer.from_host; to = peer.to_host; id = "v6alt-" .. new_id() })
@@ -246,7 +252,7 @@ local function watch_host(host_module, options)
 	-- the same stanzas as peer.unconfirmed; bouncing them would report a
 	-- failure for stanzas that are about to be resent.
 	local function drop_smacks_queue(event)
-		if event.session.v6alt_stalled then event.session.outgoing_stanza_queue = nil; end
+		if event.session.v6alt_stalled then internals.drop_smacks_queue(event.session); end
 	end
 	host_module:hook("s2sout-destroyed", drop_smacks_queue, 100);
 	host_module:hook("s2sin-destroyed", drop_smacks_queue, 100); -- a bidirectional stream

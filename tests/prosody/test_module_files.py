@@ -37,7 +37,12 @@ def test_prosody_module_path_prints_the_directory() -> None:
     assert (err == "") is (blocked is None)
 
 
-SHIPPED_LUA = ("mod_v6alt.lua", "v6alt_compat.lib.lua", "v6alt_s2s_recovery.lib.lua")
+SHIPPED_LUA = (
+    "mod_v6alt.lua",
+    "v6alt_compat.lib.lua",
+    "v6alt_internals.lib.lua",
+    "v6alt_s2s_recovery.lib.lua",
+)
 
 
 def shipped_copy(root: Path) -> Path:

@@ -1,0 +1,56 @@
+-- Every place mod_v6alt writes into Prosody's own data, and the one place it
+-- reads a table of Prosody's that no API hands out. These are internals, not
+-- an API: each was checked by reading Prosody 13.0.1 (Debian backports) and
+-- 0.12.3 (Debian bookworm); a new Prosody release must be checked against
+-- this list.
+--
+-- The module's own state on sessions lives in fields named v6alt_*, which
+-- Prosody never reads; events' own fields (event.resolver of
+-- s2sout-pre-connect) are hook API and stay where they are used.
+
+local internals = {};
+
+-- session.secure: mod_tls sets it once TLS is up, and offers or starts
+-- STARTTLS only while it is false (mod_tls); mod_s2s runs the certificate
+-- check only on a secure stream (13.0.1, 0.12.3). Set on a stream inside a
+-- secure range with "tls: off": no STARTTLS, the mesh encrypts.
+function internals.mark_secure(session)
+	session.secure = true;
+end
+
+-- session.cert_chain_status and session.cert_identity_status: the verdict of
+-- an s2s-check-certificate handler (mod_s2s_auth_certs writes them the same
+-- way); mod_s2s authenticates a peer under s2s_secure_auth, and
+-- mod_saslauth accepts SASL EXTERNAL, only when both are "valid" (13.0.1,
+-- 0.12.3).
+function internals.trust_certificate(session)
+	session.cert_chain_status = "valid";
+	session.cert_identity_status = "valid";
+end
+
+-- prosody.hosts[from_host].s2sout[to_host]: mod_s2s's outgoing session from
+-- one local host to a remote one, pending or established (13.0.1, 0.12.3).
+function internals.outgoing_session(from_host, to_host)
+	local host = prosody.hosts[from_host];
+	return host and host.s2sout[to_host];
+end
+
+-- session.sendq: mod_s2s's queue of stanzas waiting for an outgoing stream
+-- to be established (a util.queue in 13.0.1, a plain list in 0.12.3); its
+-- bounce_sendq answers every one with an error when the session closes.
+-- Dropped when a stalled stream is closed: the recovery holds the same
+-- stanzas and resends them.
+function internals.drop_send_queue(session)
+	session.sendq = nil;
+end
+
+-- session.outgoing_stanza_queue: mod_smacks's stanzas not yet acknowledged;
+-- its s2sout-destroyed and s2sin-destroyed handlers (priority 0) bounce them,
+-- or resend them with smacks_s2s_resend, when the session is destroyed
+-- (13.0.1, 0.12.3). Dropped, from a handler above that priority, when the
+-- stream was closed as stalled, for the same reason as sendq.
+function internals.drop_smacks_queue(session)
+	session.outgoing_stanza_queue = nil;
+end
+
+return internals;
