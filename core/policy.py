@@ -17,7 +17,8 @@ dialled at the address it encodes is trusted without a CA (``ip_bound_trust``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv6Address, IPv6Network
 from typing import Final
@@ -27,7 +28,9 @@ from .config import Config, SecureRange, check_unsafe_allow
 from .errors import V6AltNameError
 from .ipranges import (
     CJDNS,
+    GLOBAL_UNICAST,
     NEVER_DIAL_RANGES,
+    YGGDRASIL,
     PrefixTable,
     SpecialRange,
     never_dial_containing,
@@ -35,7 +38,7 @@ from .ipranges import (
 )
 from .names import HostKind, ServerName, parse_matrix_server_name
 
-__all__ = ["NEVER_DIAL", "DialDecision", "Policy", "Trust"]
+__all__ = ["NEVER_DIAL", "DialDecision", "Policy", "Trust", "rule_ids"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +65,37 @@ class DialDecision:
     tls_required: bool
     trust: Trust
     secure_range: SecureRange | None
+    # The rule as a short identifier from a fixed set ("never_dial_loopback",
+    # "allow_yggdrasil", "outside_allow"): no address, no configured CIDR, so
+    # it can label a metric (see :func:`rule_ids`). Not part of equality: it
+    # is derived from ``rule``.
+    rule_id: str = field(default="", compare=False)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _never_dial_id(special: SpecialRange) -> str:
+    return f"never_dial_{_slug(special.name)}"
+
+
+def _allow_id(network: IPv6Network) -> str:
+    name = range_name(network)
+    return f"allow_{_slug(name)}" if name else "allow_configured_range"
+
+
+UNSAFE_ALLOW_ID: Final = "unsafe_allow"
+OUTSIDE_ALLOW_ID: Final = "outside_allow"
+CJDNS_OFF_ID: Final = "cjdns_off"
+
+
+def rule_ids() -> frozenset[str]:
+    """Every value :attr:`DialDecision.rule_id` can take: a fixed, small set."""
+    ids = {_never_dial_id(s) for s in NEVER_DIAL_RANGES}
+    ids |= {_allow_id(n) for n in (YGGDRASIL, GLOBAL_UNICAST, CJDNS)}
+    ids |= {"allow_configured_range", UNSAFE_ALLOW_ID, OUTSIDE_ALLOW_ID, CJDNS_OFF_ID}
+    return frozenset(ids)
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,7 @@ class _Guard:
     special: SpecialRange
     rule: str
     lifted: bool
+    rule_id: str
 
 
 def _to_name(server_name: str | ServerName) -> ServerName:
@@ -86,7 +121,10 @@ class Policy:
         self.config = config if config is not None else Config()
         ranges = self.config.ranges
         guards = [
-            (s.network, _Guard(s, f"never-dial: {s.name} ({s.network})", lifted=False))
+            (
+                s.network,
+                _Guard(s, f"never-dial: {s.name} ({s.network})", False, _never_dial_id(s)),
+            )
             for s in NEVER_DIAL_RANGES
         ]
         for i, network in enumerate(ranges.unsafe_allow):
@@ -98,55 +136,58 @@ class Policy:
             _log.warning(
                 "ranges.unsafe_allow: %s will be dialled although it lies in %s", network, lift
             )
-            guards.append((network, _Guard(special, rule, lifted=True)))
+            guards.append((network, _Guard(special, rule, True, UNSAFE_ALLOW_ID)))
         self._guards: PrefixTable[_Guard] = PrefixTable(guards)
 
         allow = list(ranges.allow)
         if ranges.cjdns and CJDNS not in allow:
             allow.append(CJDNS)
-        self._allow: PrefixTable[str] = PrefixTable(
-            (n, f"allowed: {range_name(n) or 'ranges.allow'} ({n})") for n in allow
+        self._allow: PrefixTable[tuple[str, str]] = PrefixTable(
+            (n, (f"allowed: {range_name(n) or 'ranges.allow'} ({n})", _allow_id(n))) for n in allow
         )
         listed = ", ".join(str(n) for n in allow) or "empty"
-        self._outside = f"not allowed: outside ranges.allow ({listed})"
+        self._outside = (f"not allowed: outside ranges.allow ({listed})", OUTSIDE_ALLOW_ID)
         self._cjdns_off = (
             None
             if any(CJDNS.subnet_of(n) for n in allow)
-            else f"not allowed: cjdns ({CJDNS}) needs ranges.cjdns: true"
+            else (f"not allowed: cjdns ({CJDNS}) needs ranges.cjdns: true", CJDNS_OFF_ID)
         )
         self._secure: PrefixTable[SecureRange] = PrefixTable(
             (r.network, r) for r in self.config.secure_ranges
         )
         self._ip_bound_trust = self.config.ip_bound_trust
 
-    def _judge(self, value: int) -> tuple[bool, str]:
+    def _judge(self, value: int) -> tuple[bool, str, str]:
+        """(allowed, rule, rule_id) for an address."""
         guard = self._guards.lookup(value)
         if guard is not None:
             if guard.lifted:
-                return True, guard.rule
+                return True, guard.rule, guard.rule_id
             embedded = guard.special.embedded_ipv4
             if embedded is None:
-                return False, guard.rule
+                return False, guard.rule, guard.rule_id
             ipv4 = embedded(value)
             if not ipv4.is_global:
                 special = guard.special
                 return (
                     False,
                     f"never-dial: {special.name} of non-global IPv4 {ipv4} ({special.network})",
+                    guard.rule_id,
                 )
             # A global embedded IPv4: the range is an ordinary one, ask ranges.allow.
-        rule = self._allow.lookup(value)
-        if rule is not None:
-            return True, rule
+        allowed = self._allow.lookup(value)
+        if allowed is not None:
+            return True, allowed[0], allowed[1]
         if self._cjdns_off is not None and value >> 120 == 0xFC:
-            return False, self._cjdns_off
-        return False, self._outside
+            return False, *self._cjdns_off
+        return False, *self._outside
 
     def check_address(self, address: AddressLike) -> tuple[bool, str]:
         """May this address ever be dialled, and the rule that says so."""
         if type(address) is not IPv6Address:
             address = to_address(address)
-        return self._judge(int(address))
+        allowed, rule, _ = self._judge(int(address))
+        return allowed, rule
 
     def secure_range_for(self, address: AddressLike) -> SecureRange | None:
         """The most specific secure range containing the address, if any."""
@@ -166,7 +207,7 @@ class Policy:
             address = to_address(address)
         name = _to_name(server_name) if server_name is not None else None
         value = int(address)
-        allowed, rule = self._judge(value)
+        allowed, rule, rule_id = self._judge(value)
         secure = self._secure.lookup(value)
         if secure is not None:
             tls_required = secure.tls == "required"
@@ -183,7 +224,7 @@ class Policy:
             )
         if not allowed:
             _log.debug("refusing to dial %s (%s): %s", address, name, rule)
-        return DialDecision(address, allowed, rule, tls_required, trust, secure)
+        return DialDecision(address, allowed, rule, tls_required, trust, secure, rule_id)
 
     def decide_name(self, server_name: str | ServerName) -> DialDecision:
         """Judge a v6.alt name (decoded leniently) or an IPv6 literal.
