@@ -24,23 +24,16 @@ import sys
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import write_section  # noqa: E402
-
-from v6alt.config import parse_config  # noqa: E402
-from v6alt.dns_wire import (  # noqa: E402
+from v6alt.config import parse_config
+from v6alt.dns_wire import (
     Action,
     FormatError,
     Responder,
     build_query,
     parse_query,
 )
-from v6alt.policy import Policy  # noqa: E402
+from v6alt.policy import Policy
 
 README_HEADING = "## Sidecar DNS fuzz"
 
@@ -252,7 +245,7 @@ def main() -> int:
         f"in-process: {args.count:,} packets, no violation, {seconds:.1f} s "
         f"({args.count / seconds:,.0f} packets/s)"
     )
-    from sidecar_support import running_sidecar
+    from v6alt.lab.local_servers import running_sidecar
 
     with running_sidecar() as sidecar:
         replies, largest = fuzz_socket(sidecar.dns_port, args.socket_count, args.seed + 1)
@@ -264,6 +257,9 @@ def main() -> int:
         "valid queries still answered"
     )
     if args.write_readme and alive:
+        # benchmarks/ is on sys.path when this runs as a script (never when a test imports it).
+        from report import write_section
+
         write_section(
             README_HEADING,
             "\n".join(

@@ -27,18 +27,15 @@ from contextlib import contextmanager
 from ipaddress import IPv6Address
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from report import write_section
 
-from report import write_section  # noqa: E402
-from sidecar_support import (  # noqa: E402
+from v6alt.codec import encode
+from v6alt.lab.local_servers import (
     free_port,
     running_sidecar,
     running_unbound,
     unbound_config,
 )
-
-from v6alt.codec import encode  # noqa: E402
 
 HEADING = "## Sidecar DNS"
 

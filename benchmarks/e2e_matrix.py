@@ -6,7 +6,7 @@ Run (root; yggdrasil, openssl and matrix-synapse installed in this interpreter):
                                     [--json] [--write-readme]
 
 - **cold invite -> first message**: a fresh two-host lab with fresh
-  homeservers (``v6alt.synapse_module.lab``, Synapse + the v6alt module,
+  homeservers (``v6alt.lab.matrix.mesh``, Synapse + the v6alt module,
   server names = the hosts' v6.alt names); the time from creating the room
   on a with bob@b invited until b has the invite, until bob has joined (over
   federation), and until alice's first message is in b's timeline. No server
@@ -38,8 +38,8 @@ from typing import Any
 import report
 
 from v6alt.lab import Lab
-from v6alt.synapse_module.lab import start_homeservers
-from v6alt.synapse_module.lab_client import MatrixUser
+from v6alt.lab.matrix.client import MatrixUser
+from v6alt.lab.matrix.mesh import start_homeservers
 
 HEADING = "## End-to-end Matrix"
 TARGET_SECONDS = 10.0
@@ -180,7 +180,7 @@ SECTION_TEXT = """\
 `sudo python benchmarks/e2e_matrix.py --write-readme` (root; yggdrasil, openssl
 and `matrix-synapse` in the same venv as v6alt; about 3 minutes). Two lab
 hosts, each a real Yggdrasil node with a Synapse + the v6alt module whose
-server name is the host's own v6.alt name (`v6alt.synapse_module.lab`).
+server name is the host's own v6.alt name (`v6alt.lab.matrix.mesh`).
 Cold: fresh homeservers that have never talked, times from the invite on a.
 Link cut: the underlay veth between the hosts is down while messages are sent
 both ways, then restored; the time from restore to the last message in the

@@ -39,8 +39,8 @@ from typing import Any
 from report import link_cut_table, machine_line, spread, write_section
 
 from v6alt.lab import Lab
-from v6alt.lab.services import XmppSite, start_xmpp
-from v6alt.lab.xmpp_users import XmppUser
+from v6alt.lab.xmpp.services import XmppSite, start_xmpp
+from v6alt.lab.xmpp.users import XmppUser
 
 HEADING = "## End-to-end XMPP"
 TARGET_SECONDS = 10.0

@@ -10,11 +10,11 @@ kind in turn (the order alternates from run to run):
 
 - **module**: Synapse + the v6alt module, server names = the hosts' v6.alt
   names, self-signed certificates trusted by address
-  (``v6alt.synapse_module.lab``);
+  (``v6alt.lab.matrix.mesh``);
 - **stock**: Synapse without the module, server names ``a.lab.example`` and
   ``b.lab.example`` whose AAAA records (the hosts' mesh addresses) an unbound
   in each host's namespace serves, certificates from a test CA both trust,
-  verified (``v6alt.synapse_module.lab_stock``).
+  verified (``v6alt.lab.matrix.stock``).
 
 Each run measures e2e_matrix.py's cold round: the time from creating the room
 on a with bob@b invited until b has the invite, until bob has joined (over
@@ -42,8 +42,8 @@ from e2e_matrix import cold_round, machine_line
 from report import spread, write_section
 
 from v6alt.lab import Lab, LabHost
-from v6alt.synapse_module.lab import LabSynapse, start_homeservers
-from v6alt.synapse_module.lab_stock import start_stock_homeservers, stop_lab_homeservers
+from v6alt.lab.matrix.mesh import LabSynapse, start_homeservers
+from v6alt.lab.matrix.stock import start_stock_homeservers, stop_lab_homeservers
 
 HEADING = "## Cold invite: module vs stock Synapse"
 TARGET_RATIO = 1.0

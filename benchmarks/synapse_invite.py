@@ -14,7 +14,8 @@ Two homeservers in two network namespaces on one 200::/7 link, fresh
   certificates from a test CA that both trust (`federation_custom_ca_list`).
 
 Timed from the invite request on A, through B seeing the invite (sync),
-B joining, A sending a message, until B's sync returns that message.
+B joining, A sending a message, until B's timeline shows that message (the
+lab's client, `v6alt.lab.matrix.client`, polling every 0.2 s).
 Target (issue 3): module / stock at most 1.0.
 """
 
@@ -24,98 +25,61 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse_module"))
+from v6alt.lab.certificates import make_lab_ca
+from v6alt.lab.dns_recorder import start_dns_recorder
+from v6alt.lab.matrix.homeserver import Homeserver
+from v6alt.lab.netns import FlatNet
 
-from v6s_homeserver import Homeserver, make_ca, quote
-from v6s_netns import Mesh
-
-
-def _sync(hs: Homeserver, token: str, since: str | None) -> dict[str, Any]:
-    query = f"&since={quote(since)}" if since else ""
-    status, body = hs.request("GET", f"/_matrix/client/v3/sync?timeout=5000{query}", token=token)
-    assert status == 200, body
-    return dict(body)
+PASSWORD = "v6alt-bench-password"
+TIMEOUT = 120.0
 
 
 def _timed_round(a: Homeserver, b: Homeserver) -> float:
-    alice, bob = a.register("alice"), b.register("bob")
-    status, body = a.request(
-        "POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}, token=alice
-    )
-    assert status == 200, body
-    room_id = body["room_id"]
-    since = _sync(b, bob, None)["next_batch"]
-
+    alice, bob = a.register("alice", PASSWORD), b.register("bob", PASSWORD)
+    room_id = alice.create_room(invite=[])
     start = time.perf_counter()
-    status, body = a.request(
-        "POST",
-        f"/_matrix/client/v3/rooms/{quote(room_id)}/invite",
-        {"user_id": b.user_id("bob")},
-        token=alice,
-    )
-    assert status == 200, body
-    while True:
-        body = _sync(b, bob, since)
-        since = body["next_batch"]
-        if room_id in body.get("rooms", {}).get("invite", {}):
-            break
-    status, body = b.request(
-        "POST",
-        f"/_matrix/client/v3/join/{quote(room_id)}?server_name={quote(a.server_name)}",
-        {},
-        token=bob,
-    )
-    assert status == 200, body
+    alice.invite(room_id, bob.user_id)
+    bob.join(room_id, timeout=TIMEOUT)
     text = uuid.uuid4().hex
-    status, body = a.request(
-        "PUT",
-        f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}",
-        {"msgtype": "m.text", "body": text},
-        token=alice,
-    )
-    assert status == 200, body
-    while True:
-        body = _sync(b, bob, since)
-        since = body["next_batch"]
-        timeline = body.get("rooms", {}).get("join", {}).get(room_id, {}).get("timeline", {})
-        if any(e.get("content", {}).get("body") == text for e in timeline.get("events", [])):
-            return time.perf_counter() - start
+    alice.send_text(room_id, text)
+    bob.wait_text(room_id, text, timeout=TIMEOUT)
+    return time.perf_counter() - start
 
 
-def one_run(mesh: Mesh, stock: bool) -> float:
+def one_run(net: FlatNet, stock: bool) -> float:
     base = Path(tempfile.mkdtemp(prefix="v6s-invite-"))
+    hosts = [net["a"], net["b"]]
     servers: list[Homeserver] = []
     if stock:
-        ca = make_ca(base / "ca")
+        ca = make_lab_ca(base / "ca", "v6alt test CA")
         names = {"a": "hs-a.mesh.test", "b": "hs-b.mesh.test"}
-        records = {names[h]: str(mesh[h].address) for h in names}
-        extra = {"modules": [], "federation_custom_ca_list": [str(ca / "ca.crt")]}
-        for h in ("a", "b"):
+        records = {names[h.name]: str(h.address) for h in hosts}
+        for h in hosts:
             servers.append(
-                Homeserver(mesh[h], base / h, server_name=names[h], ca_dir=ca, extra=extra)
+                Homeserver(
+                    base / h.name, h.address, netns=h.netns, server_name=names[h.name], ca=ca
+                )
             )
     else:
         records = {}
-        servers = [Homeserver(mesh[h], base / h) for h in ("a", "b")]
+        servers = [Homeserver(base / h.name, h.address, netns=h.netns) for h in hosts]
     try:
-        for hs in servers:
-            hs.host.start_dns_recorder(hs.dns_log, records)
+        for hs, host in zip(servers, hosts, strict=True):
+            start_dns_recorder(host, base / f"{host.name}-dns-queries.log", records)
             hs.prepare()
             hs.spawn()
         for hs in servers:
             hs.wait_ready()
         return _timed_round(servers[0], servers[1])
     finally:
-        for hs in servers:
+        for hs, host in zip(servers, hosts, strict=True):
             hs.stop()
-            hs.host.stop()
+            host.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -127,10 +91,12 @@ def main() -> None:
     import synapse
 
     times: dict[str, list[float]] = {"module": [], "stock": []}
-    with Mesh(("a", "b"), tag="inv") as mesh:
+    with FlatNet("v6s-inv-") as net:
+        net.add_host("a", "202:6a1f:77::1")
+        net.add_host("b", "202:6a1f:77::2")
         for _ in range(args.runs):
-            times["stock"].append(one_run(mesh, stock=True))
-            times["module"].append(one_run(mesh, stock=False))
+            times["stock"].append(one_run(net, stock=True))
+            times["module"].append(one_run(net, stock=False))
     module, stock = statistics.median(times["module"]), statistics.median(times["stock"])
     if args.json:
         print(json.dumps({"runs": times, "median": {"module": module, "stock": stock}}))

@@ -17,15 +17,12 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "synapse_module"))
-
-from v6s_homeserver import Homeserver
-from v6s_netns import Mesh
+from v6alt.lab.matrix.homeserver import Homeserver
+from v6alt.lab.netns import FlatHost, FlatNet
 
 
 def rss_kib(pid: int) -> int:
@@ -35,17 +32,15 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def one_run(mesh: Mesh, with_module: bool, settle: float) -> int:
+def one_run(host: FlatHost, with_module: bool, settle: float) -> int:
     extra = None if with_module else {"modules": []}
     base = Path(tempfile.mkdtemp(prefix="v6s-rss-"))
-    hs = Homeserver(mesh["a"], base, extra=extra)
-    hs.prepare()
+    hs = Homeserver(base / "hs", host.address, netns=host.netns, extra=extra)
     hs.start()
     try:
         time.sleep(settle)
-        hs.register("rss")
-        assert hs.process is not None
-        return rss_kib(hs.process.pid)
+        hs.register("rss", "v6alt-bench-password")
+        return rss_kib(hs.pid)
     finally:
         hs.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -60,10 +55,11 @@ def main() -> None:
     import synapse
 
     samples: dict[bool, list[int]] = {True: [], False: []}
-    with Mesh(("a",), tag="rss") as mesh:
+    with FlatNet("v6s-rss-") as net:
+        host = net.add_host("a", "202:6a1f:77::1")
         for _ in range(args.runs):
             for with_module in (False, True):
-                samples[with_module].append(one_run(mesh, with_module, args.settle))
+                samples[with_module].append(one_run(host, with_module, args.settle))
     without = statistics.median(samples[False]) / 1024
     with_ = statistics.median(samples[True]) / 1024
     if args.json:

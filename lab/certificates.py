@@ -1,43 +1,64 @@
-"""Federation certificates for throw-away homeservers: self-signed, or from a test CA.
+"""The lab's one certificate maker: self-signed, or from a throw-away certificate authority.
 
-A homeserver with the v6alt module may present any certificate (peers trust
-the address they dialled); stock Synapse verifies its peers, so the stock
-baseline gets certificates from a throw-away CA that every homeserver of the
-comparison trusts. Both are made with the ``openssl`` command line.
+Every server the lab, the tests and the benchmarks start gets its TLS
+certificate here. A homeserver with the v6alt module (and a Prosody with
+mod_v6alt) may present any certificate, since peers trust the address they
+dialled, so a self-signed one does; stock Synapse and a Prosody that checks
+certificates the ordinary way verify their peers, so they get certificates
+from a throw-away CA every server of the comparison trusts. All are made
+with the ``openssl`` command line (EC P-256 keys).
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
+
+from .errors import LabCommandError
 
 __all__ = ["CertificateIssuer", "LabCa", "make_lab_ca", "self_signed_certificate"]
-
-#: Writes a TLS key and certificate for a DNS name: ``issuer(name, key_path, certificate_path)``.
-CertificateIssuer = Callable[[str, Path, Path], None]
 
 _OPENSSL_TIMEOUT: Final = 60.0
 _NEW_EC_KEY: Final = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
 
 
+class CertificateIssuer(Protocol):
+    """Writes a TLS key and certificate for a DNS name (and its subdomains if asked)."""
+
+    def __call__(
+        self, name: str, key: Path, certificate: Path, *, subdomains: bool = False
+    ) -> None: ...
+
+
 def _openssl(*args: str) -> None:
-    subprocess.run(
-        ["openssl", *args],
-        check=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=_OPENSSL_TIMEOUT,
-    )
+    argv = ["openssl", *args]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=_OPENSSL_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LabCommandError(argv, -1, f"timed out after {_OPENSSL_TIMEOUT:g} s") from exc
+    if proc.returncode != 0:
+        raise LabCommandError(argv, proc.returncode, proc.stderr)
 
 
-def self_signed_certificate(name: str, key: Path, certificate: Path) -> None:
-    """A self-signed certificate for DNS name ``name`` (a :data:`CertificateIssuer`)."""
+def _subject_alt_names(name: str, subdomains: bool) -> str:
+    return f"DNS:{name},DNS:*.{name}" if subdomains else f"DNS:{name}"
+
+
+def self_signed_certificate(
+    name: str, key: Path, certificate: Path, *, subdomains: bool = False
+) -> None:
+    """A self-signed certificate for DNS name ``name`` (a :class:`CertificateIssuer`).
+
+    ``subdomains``: valid for ``*.name`` too (an XMPP domain and its MUC component).
+    """
     _openssl(
         "req", "-x509", *_NEW_EC_KEY, "-days", "365", "-subj", f"/CN={name}",
-        "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(certificate),
+        "-addext", f"subjectAltName={_subject_alt_names(name, subdomains)}",
+        "-keyout", str(key), "-out", str(certificate),
     )  # fmt: skip
 
 
@@ -55,18 +76,19 @@ class LabCa:
     def key(self) -> Path:
         return self.directory / "ca.key"
 
-    def issue(self, name: str, key: Path, certificate: Path) -> None:
-        """A server certificate for DNS name ``name`` (a :data:`CertificateIssuer`)."""
+    def issue(self, name: str, key: Path, certificate: Path, *, subdomains: bool = False) -> None:
+        """A server certificate for DNS name ``name`` (a :class:`CertificateIssuer`)."""
         request = certificate.with_suffix(".csr")
         _openssl(
             "req", "-new", *_NEW_EC_KEY, "-subj", f"/CN={name}",
             "-keyout", str(key), "-out", str(request),
         )  # fmt: skip
-        # Everything strict X.509 verification asks of a server's leaf certificate.
+        # Everything strict X.509 verification asks of a leaf certificate; clientAuth
+        # too, for servers that present theirs when they connect (XMPP s2s).
         extensions = certificate.with_suffix(".ext")
         extensions.write_text(
-            f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            f"subjectAltName={_subject_alt_names(name, subdomains)}\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
             "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
         )
         _openssl(

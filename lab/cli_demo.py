@@ -1,7 +1,7 @@
 """``v6alt demo``: federate over v6.alt names on a two-host Yggdrasil mesh, step by step.
 
 Not root: only the Matrix half runs, two homeservers on ``[::1]``
-(:mod:`v6alt.synapse_module.loopback`), and the first line says why.
+(:mod:`v6alt.lab.matrix.loopback`), and the first line says why.
 
 Steps are printed as they happen (to stdout, or to stderr with ``--json``,
 which prints the result object on stdout). Exit status: 0 the demo ran; 1 a
@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
 def _run_on_loopback(args: argparse.Namespace, streams: Streams, say: Callable[[str], None]) -> int:
     """Not root: the Matrix half on [::1] (see docs/lab.md, "Without root")."""
     try:
-        from v6alt.synapse_module.loopback import NOT_ROOT_REASON, result_dict, run_loopback_demo
+        from .matrix.loopback import NOT_ROOT_REASON, result_dict, run_loopback_demo
     except ImportError as error:  # the module imports Twisted and Synapse's helpers
         streams.stderr.write(
             f"{PROG} demo: not root, and the Matrix half on loopback cannot run either: "

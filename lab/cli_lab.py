@@ -193,7 +193,7 @@ def _run_up(args: argparse.Namespace, streams: Streams) -> int:
         lab.up(nodes=nodes, topology=topology, timeout=args.timeout)
         sites = []
         if "xmpp" in args.services:
-            from .services import start_xmpp  # Prosody and the sidecar only when asked for
+            from .xmpp.services import start_xmpp  # Prosody and the sidecar only when asked for
 
             sites = start_xmpp(lab)
         status = lab.status()

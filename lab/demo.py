@@ -8,7 +8,7 @@ The steps, each shown as it happens with the v6.alt names involved:
    each serving the host's own ``<label>.v6.alt`` domain;
 4. users: one account per server;
 5. an XMPP message from host a to host b, and the reply;
-6. the Matrix half, when it can run (see :mod:`.matrix_half`), else why not;
+6. the Matrix half, when matrix-synapse is installed (:mod:`.matrix`), else why not;
 then the lab is taken down, or left up with ``keep`` (with how to connect).
 """
 
@@ -20,18 +20,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from .errors import LabEnvironmentError, LabError
 from .host import LabHost
 from .lab import Lab
-from .matrix_half import find_matrix_half
+from .matrix import synapse_installed
 from .netns import find_tool
-from .services import XmppSite, check_xmpp_tools, start_xmpp
-from .xmpp_users import XmppUser, check_client
+from .xmpp.services import XmppSite, check_xmpp_tools, start_xmpp
+from .xmpp.users import XmppUser, check_client
 from .yggdrasil import find_yggdrasil
 
-__all__ = ["DEMO_PREFIX", "DEMO_RUN_DIR", "DemoResult", "run_demo"]
+__all__ = [
+    "DEMO_PREFIX",
+    "DEMO_RUN_DIR",
+    "DemoResult",
+    "LabHomeserver",
+    "MatrixHalf",
+    "MatrixUser",
+    "find_matrix_half",
+    "run_demo",
+]
 
 DEMO_RUN_DIR: Final = Path("/run/v6alt-demo")
 DEMO_PREFIX: Final = "v6demo-"
@@ -51,6 +60,57 @@ class DemoResult:
     kept: bool = False
     run_dir: str = ""
     prefix: str = ""
+
+
+class MatrixUser(Protocol):
+    """A registered user of a lab homeserver, driven through the client-server API."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    def create_room(self, invite: list[str]) -> str:
+        """Create a private room inviting ``invite``; returns the room ID."""
+        ...
+
+    def join(self, room_id: str, timeout: float) -> None:
+        """Wait for the invite (it comes over federation), then join."""
+        ...
+
+    def send_text(self, room_id: str, body: str) -> None: ...
+
+    def wait_text(self, room_id: str, body: str, timeout: float) -> None:
+        """Return once ``body`` is in the room's timeline; raise on ``timeout``."""
+        ...
+
+
+class LabHomeserver(Protocol):
+    """What the demo asks of a homeserver it started (:class:`.matrix.mesh.LabSynapse`)."""
+
+    @property
+    def server_name(self) -> str: ...
+
+    def register(self, localpart: str, password: str) -> MatrixUser: ...
+
+
+StartHomeserver = Callable[[Lab, LabHost, Callable[[str], None]], LabHomeserver]
+
+
+@dataclass(frozen=True)
+class MatrixHalf:
+    """The homeserver starter if the Matrix half can run, else the reason it cannot."""
+
+    start: StartHomeserver | None
+    reason: str
+
+
+def find_matrix_half() -> MatrixHalf:
+    """The lab's own starter (:func:`.matrix.mesh.start_homeserver`) when matrix-synapse
+    is installed; otherwise the reason the demo gives for skipping the Matrix half."""
+    if not synapse_installed():
+        return MatrixHalf(None, "matrix-synapse not installed")
+    from .matrix.mesh import start_homeserver
+
+    return MatrixHalf(start_homeserver, "matrix-synapse is installed")
 
 
 def _step(say: Say, number: int, text: str) -> None:
@@ -140,7 +200,7 @@ def _how_to_connect(say: Say, lab: Lab, sites: list[XmppSite], result: DemoResul
             f"account {jid}, server ::1 port 5222 (self-signed certificate):"
         )
         say(
-            f"    sudo ip netns exec {site.host.netns} {sys.executable} -m v6alt.lab.xmpp_client "
+            f"    sudo ip netns exec {site.host.netns} {sys.executable} -m v6alt.lab.xmpp.client "
             f"{jid} {result.xmpp.get('password', 'PASSWORD')}"
             '   # then type {"cmd": "send", "to": JID, "body": TEXT}'
         )

@@ -1,4 +1,4 @@
-"""Running a real sidecar and a real unbound on loopback, for tests and benchmarks.
+"""A real sidecar and a real unbound on this machine's loopback, for tests and benchmarks.
 
 Ports come from the range 15300-15399 and are probed by binding (UDP and TCP
 on ::1) before use, so a busy port is skipped instead of assumed free.
@@ -18,6 +18,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+__all__ = [
+    "Sidecar",
+    "dig",
+    "free_port",
+    "running_sidecar",
+    "running_unbound",
+    "stop",
+    "unbound_config",
+]
 
 PORT_RANGE = range(15300, 15400)
 _claimed: set[int] = set()

@@ -1,4 +1,9 @@
-"""Thin wrappers over iproute2 for namespaces, veth pairs and addresses.
+"""The lab's one network-namespace harness: iproute2 wrappers and a flat link of hosts.
+
+The wrappers (namespaces, veth pairs, addresses) build both topologies: the
+Yggdrasil mesh of :class:`~v6alt.lab.Lab`, and :class:`FlatNet`, hosts on
+one bridge with the addresses they are given and no Yggdrasil, for tests and
+benchmarks that need only addresses.
 
 Every command runs in its own session so a Ctrl-C on the terminal reaches only
 the lab, which then cleans up; a hung command is cut off by a timeout instead.
@@ -9,16 +14,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
-from ipaddress import IPv6Interface
+from contextlib import suppress
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Interface
 from pathlib import Path
-from typing import Final
+from types import TracebackType
+from typing import Any, Final
 
 from .errors import LabCommandError, LabEnvironmentError
 
 __all__ = [
     "NETNS_DIR",
+    "FlatHost",
+    "FlatNet",
     "add_address",
     "add_netns",
     "add_veth",
@@ -30,6 +41,7 @@ __all__ = [
     "list_netns",
     "netns_exec_argv",
     "netns_inode",
+    "netns_pids",
     "run",
     "set_link_up",
 ]
@@ -149,3 +161,156 @@ def interface_addresses(netns: str, ifname: str) -> list[IPv6Interface]:
 def netns_exec_argv(netns: str, argv: Sequence[str]) -> list[str]:
     """``argv`` prefixed so it runs inside ``netns``."""
     return [_ip(), "netns", "exec", netns, *argv]
+
+
+def netns_pids(netns: str) -> list[int]:
+    """The processes running inside ``netns`` (empty if it is gone)."""
+    proc = run([_ip(), "netns", "pids", netns], check=False)
+    return [int(pid) for pid in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+# Per-namespace files ``ip netns exec`` bind-mounts over /etc (resolv.conf, ...).
+ETC_NETNS: Final = Path("/etc/netns")
+
+
+@dataclass
+class FlatHost:
+    """One host of a :class:`FlatNet`: a namespace with ``eth0`` on the link."""
+
+    name: str
+    netns: str
+    ifname: str = "eth0"
+    addresses: list[IPv6Address] = field(default_factory=list)
+    processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+
+    @property
+    def address(self) -> IPv6Address:
+        """The first address given to the host."""
+        return self.addresses[0]
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` prefixed so it runs inside this host's namespace."""
+        return netns_exec_argv(self.netns, argv)
+
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside the host, wait for it (see :func:`run`)."""
+        return run(self.argv(argv), check=check, timeout=timeout)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start ``argv`` inside the host (text mode unless told); :meth:`stop` ends it."""
+        kwargs.setdefault("text", True)
+        process: subprocess.Popen[Any] = subprocess.Popen(self.argv(argv), **kwargs)
+        self.processes.append(process)
+        return process
+
+    def add_address(self, address: IPv6Address | str, prefixlen: int = 64) -> IPv6Address:
+        address = IPv6Address(address)
+        add_address(self.netns, self.ifname, IPv6Interface(f"{address}/{prefixlen}"))
+        self.addresses.append(address)
+        return address
+
+    def add_route(self, destination: str) -> None:
+        """An on-link route to ``destination`` (a CIDR) through ``eth0``."""
+        run([_ip(), "-n", self.netns, "-6", "route", "add", destination, "dev", self.ifname])
+
+    def set_resolv_conf(self, text: str) -> None:
+        """The resolv.conf that commands started in this host from now on see."""
+        conf = ETC_NETNS / self.netns
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "resolv.conf").write_text(text)
+
+    def stop(self) -> None:
+        """Stop what :meth:`popen` started (SIGTERM, then SIGKILL) and forget the resolv.conf."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+        shutil.rmtree(ETC_NETNS / self.netns, ignore_errors=True)
+
+
+class FlatNet:
+    """Hosts on one IPv6 link and nothing else: no Yggdrasil, no router.
+
+    A bridge ``br0`` in the hub namespace ``<prefix>hub``; each host is the
+    namespace ``<prefix><name>`` whose ``eth0`` is a veth plugged into the
+    bridge, with the addresses it is given (``nodad``: usable at once).
+    ``prefix`` names the namespaces, so it must be unique on the machine
+    (tests key it by their pid). :meth:`close` stops every process still
+    running in the namespaces and deletes them, which removes the veth pairs
+    and the bridge with them::
+
+        with FlatNet("v6f-123-") as net:
+            a = net.add_host("a", "200:1::1")
+            b = net.add_host("b", "200:1::2")
+            a.run(["ping", "-c1", str(b.address)])
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.hub = f"{prefix}hub"
+        self.hosts: dict[str, FlatHost] = {}
+        self._ports: dict[str, str] = {}
+        self._made: list[str] = []
+        try:
+            self._add_netns(self.hub)
+            run([_ip(), "-n", self.hub, "link", "add", "br0", "type", "bridge"])
+            set_link_up(self.hub, "br0")
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_netns(self, name: str) -> None:
+        add_netns(name)
+        self._made.append(name)
+        set_link_up(name, "lo")
+
+    def __getitem__(self, name: str) -> FlatHost:
+        return self.hosts[name]
+
+    def add_host(self, name: str, *addresses: IPv6Address | str, prefixlen: int = 64) -> FlatHost:
+        """A new host on the link with ``addresses`` (each ``/prefixlen``)."""
+        host = FlatHost(name, f"{self.prefix}{name}")
+        port = f"p{len(self.hosts)}"
+        self._add_netns(host.netns)
+        add_veth(self.hub, port, host.netns, host.ifname)
+        run([_ip(), "-n", self.hub, "link", "set", port, "master", "br0"])
+        set_link_up(self.hub, port)
+        for address in addresses:
+            host.add_address(address, prefixlen)
+        set_link_up(host.netns, host.ifname)
+        self.hosts[name] = host
+        self._ports[name] = port
+        return host
+
+    def set_link(self, host: FlatHost, up: bool) -> None:
+        """Plug ``host`` into the bridge or pull it out (its own link loses its carrier)."""
+        set_link_up(self.hub, self._ports[host.name], up)
+
+    def close(self) -> None:
+        """Stop every host's processes, kill what is left in the namespaces, delete them."""
+        for host in self.hosts.values():
+            host.stop()
+        for netns in reversed(self._made):
+            for pid in netns_pids(netns):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            run([_ip(), "netns", "delete", netns], check=False)
+        self._made.clear()
+
+    def __enter__(self) -> FlatNet:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -11,9 +11,9 @@ from ipaddress import IPv6Address
 import pytest
 
 import v6alt
+from tests.vectors import VECTORS
 from v6alt.cli import CORE_COMMANDS, main
 from v6alt.cli_common import Registrar, Streams
-from vectors import VECTORS
 
 ADDRESSES = [address for address, _ in VECTORS]
 NAMES = [name for _, name in VECTORS]

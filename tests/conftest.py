@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Shared test data modules (vectors.py, *_support.py) live beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
 
 STRICT_SKIPS = os.environ.get("V6ALT_STRICT_SKIPS", "") not in ("", "0")
 

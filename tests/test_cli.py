@@ -11,12 +11,12 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from cli_support import ADDRESSES, NAMES, codec_reason, random_addresses, run
 
 import v6alt
+from tests.cli_support import ADDRESSES, NAMES, codec_reason, random_addresses, run
+from tests.vectors import VECTORS
 from v6alt.cli import ENTRY_POINT_GROUP, build_parser
 from v6alt.cli_common import Streams
-from vectors import VECTORS
 
 # --- encode / decode ------------------------------------------------------------
 

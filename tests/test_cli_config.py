@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import run
+
+from tests.cli_support import run
 
 # --- config ---------------------------------------------------------------------------
 

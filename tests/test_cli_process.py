@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import ADDRESSES, NAMES, codec_reason, random_addresses
 
 import v6alt
+from tests.cli_support import ADDRESSES, NAMES, codec_reason, random_addresses
 
 # --- real processes ----------------------------------------------------------------
 

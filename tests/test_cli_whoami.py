@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from ipaddress import IPv6Address
 
 import pytest
-from cli_support import run
 
 import v6alt
+from tests.cli_support import run
 from v6alt.cli_codec import register_decode, register_encode
 from v6alt.cli_common import Registrar
 from v6alt.cli_config import register_config

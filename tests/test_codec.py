@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import v6alt
+from tests.vectors import VECTORS
 from v6alt import V6AltNameError, codec
-from vectors import VECTORS
 
 addresses = st.integers(min_value=0, max_value=(1 << 128) - 1).map(IPv6Address)
 # Addresses with long zero stretches exercise the run compression and ties.

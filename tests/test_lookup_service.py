@@ -11,9 +11,8 @@ import pytest
 
 pytest.importorskip("twisted", reason="the sidecar needs v6alt[sidecar]")
 
-from sidecar_support import Sidecar, running_sidecar
-
 from v6alt import __version__, encode
+from v6alt.lab.local_servers import Sidecar, running_sidecar
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import v6alt
+from tests.vectors import VECTORS
 from v6alt import HostKind, V6AltNameError
 from v6alt.names import is_v6alt, parse_matrix_server_name, parse_xmpp_domain
-from vectors import VECTORS
 
 
 @pytest.mark.parametrize(("address", "name"), VECTORS)

@@ -7,7 +7,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ pytest.importorskip("twisted", reason="the sidecar needs v6alt[sidecar]")
 if shutil.which("dig") is None:
     pytest.skip("dig is not installed (apt-get install dnsutils)", allow_module_level=True)
 
-from sidecar_support import (
+from v6alt.dns_wire import build_query
+from v6alt.lab.local_servers import (
     Sidecar,
     dig,
     free_port,
@@ -28,8 +28,6 @@ from sidecar_support import (
     sidecar_command,
     unbound_config,
 )
-
-from v6alt.dns_wire import build_query
 
 pytestmark = pytest.mark.integration
 
@@ -161,8 +159,7 @@ def test_refusals_are_logged_once_per_class(sidecar: Sidecar) -> None:
 
 
 def test_fuzz_over_the_socket(sidecar: Sidecar) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import dns_fuzz
+    from benchmarks import dns_fuzz
 
     dns_fuzz.fuzz_socket(sidecar.dns_port, 3000, seed=11)
     dns_fuzz.still_answers(sidecar.dns_port)

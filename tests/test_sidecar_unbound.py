@@ -19,7 +19,7 @@ for tool, package in (("dig", "dnsutils"), ("unbound", "unbound")):
     if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
         pytest.skip(f"{tool} is not installed (apt-get install {package})", allow_module_level=True)
 
-from sidecar_support import (  # noqa: E402
+from v6alt.lab.local_servers import (  # noqa: E402
     dig,
     free_port,
     running_sidecar,

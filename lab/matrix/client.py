@@ -155,6 +155,12 @@ class MatrixUser:
         )
         return str(answer["room_id"])
 
+    def invite(self, room_id: str, user_id: str) -> None:
+        """Invite ``user_id`` to ``room_id`` (over federation if it lives elsewhere)."""
+        self._call(
+            "POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/invite", {"user_id": user_id}
+        )
+
     def _sync(self) -> dict[str, Any]:
         # Incremental from the last token: a repeated initial sync may come from
         # Synapse's response cache and hide a new invite.

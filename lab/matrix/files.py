@@ -5,26 +5,30 @@ federation on ``[mesh address]:8448`` with TLS, ``trusted_key_servers: []``,
 the v6alt module with the default config) plus what a disposable lab server
 needs: SQLite, a registration shared secret, the client API on a unix socket
 in its directory (reached from any namespace through the file system), and
-rate limits that let a test send bursts. The homeservers of tests/synapse
-are disposable servers too: they take the same settings (:func:`lab_config`)
-on top of the documented snippet read from the docs themselves.
+rate limits that let a test send bursts. The homeservers of the Synapse
+tests are disposable servers too: they take the same settings
+(:func:`lab_config`) on top of the documented snippet read from the docs
+themselves (:func:`homeserver_config`'s ``template``). Every homeserver the
+lab, the tests and the benchmarks start is written by :func:`homeserver_config`
+and :func:`write_server_keys`, through :class:`.homeserver.Homeserver`.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
+from string import Template
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 import yaml
 
-from v6alt.lab.service_control import ServiceTree
-
-from .certificates import CertificateIssuer, self_signed_certificate
+from ..certificates import CertificateIssuer, LabCa, self_signed_certificate
+from ..service_control import ServiceTree
 
 __all__ = [
     "FEDERATION_PORT",
@@ -32,10 +36,10 @@ __all__ = [
     "CertificateIssuer",
     "HomeserverFiles",
     "documented_settings",
+    "homeserver_config",
     "lab_config",
     "log_config",
     "write_config",
-    "write_homeserver_config",
     "write_homeserver_files",
     "write_server_keys",
 ]
@@ -208,33 +212,89 @@ def lab_config(
     }
 
 
+def homeserver_config(
+    files: HomeserverFiles,
+    mesh_address: IPv6Address,
+    secret: str,
+    *,
+    port: int = FEDERATION_PORT,
+    template: Path | None = None,
+    ca_certificate: Path | None = None,
+    module_config: Any = None,
+    extra: Mapping[str, Any] | None = None,
+    federation_tls: bool = True,
+    extra_listeners: Sequence[Any] = (),
+    unsafe_allow: Sequence[str] = (),
+    client_resources: Sequence[str] = ("client",),
+) -> dict[str, Any]:
+    """The whole homeserver.yaml of a disposable homeserver, as data.
+
+    The documented settings (``template``: a homeserver.yaml with
+    ``$server_name``, ``$mesh_address``, ``$tls_certificate_path`` and
+    ``$tls_private_key_path``, such as docs/synapse-homeserver.yaml; else
+    :func:`documented_settings`), without the module and trusting
+    ``ca_certificate`` for a stock homeserver, then the lab settings
+    (:func:`lab_config`), then the overrides: the module's ``config:``
+    mapping, top-level keys (``extra``), a plain-HTTP federation listener
+    (``federation_tls``), more listeners, and never-dial CIDRs the server may
+    federate with anyway (``unsafe_allow``, e.g. ``["::1/128"]`` on loopback).
+    """
+    tree = files.tree
+    certificate, key = tree / "tls.crt", tree / "tls.key"
+    if template is not None:
+        values = {
+            "server_name": files.server_name,
+            "mesh_address": str(mesh_address),
+            "tls_certificate_path": str(certificate),
+            "tls_private_key_path": str(key),
+        }
+        config: dict[str, Any] = yaml.safe_load(Template(template.read_text()).substitute(values))
+    else:
+        config = documented_settings(files.server_name, mesh_address, certificate, key, port)
+    if ca_certificate is not None:
+        del config["modules"]
+        config["federation_verify_certificates"] = True
+        config["federation_custom_ca_list"] = [str(ca_certificate)]
+    config = lab_config(files, config, secret, client_resources)
+    if module_config is not None:
+        config["modules"][0]["config"] = module_config
+    config.update(extra or {})
+    if not federation_tls:
+        # A `tls: off` secure range: the documented federation listener, plain HTTP.
+        config["listeners"][0]["tls"] = False
+    config["listeners"] += list(extra_listeners)
+    if unsafe_allow:
+        _lift_never_dial(config, unsafe_allow)
+    return config
+
+
 def write_config(files: HomeserverFiles, config: dict[str, Any]) -> None:
     """``config`` as ``files.config`` (mode 0600: it holds the registration secret)."""
     files.config.write_text(yaml.safe_dump(config, sort_keys=False))
     files.config.chmod(0o600)
 
 
-def write_homeserver_config(files: HomeserverFiles, config: dict[str, Any], secret: str) -> None:
-    """``config`` plus the client socket and the lab settings, as homeserver.yaml (mode 0600)."""
-    write_config(files, lab_config(files, config, secret))
-
-
 def write_homeserver_files(
     files: HomeserverFiles,
     mesh_address: IPv6Address,
-    port: int = FEDERATION_PORT,
-    unsafe_allow: Sequence[str] = (),
-) -> None:
+    *,
+    ca: LabCa | None = None,
+    issuer: CertificateIssuer | None = None,
+    loggers: Mapping[str, str] = LAB_LOGGERS,
+    **settings: Any,
+) -> str:
     """Write config, certificate, signing key and secret into ``files.tree`` (already made).
 
-    ``port`` is the federation port; ``unsafe_allow`` lists never-dial CIDRs the
-    server may federate with anyway (``["::1/128"]`` for two servers on loopback).
+    ``ca``: a stock homeserver, without the module, whose certificate ``ca``
+    issues and which trusts ``ca`` (its certificate is copied in as
+    ``ca.crt``, its key is not). ``issuer``: who issues the certificate
+    otherwise (self-signed by default). ``settings`` are
+    :func:`homeserver_config`'s keywords (``port``, ``unsafe_allow``,
+    ``template``, ...). Returns the registration secret.
     """
-    tree = files.tree
-    secret = write_server_keys(files)
-    config = documented_settings(
-        files.server_name, mesh_address, tree / "tls.crt", tree / "tls.key", port
-    )
-    if unsafe_allow:
-        _lift_never_dial(config, unsafe_allow)
-    write_homeserver_config(files, config, secret)
+    if ca is not None:
+        issuer = issuer or ca.issue
+        settings["ca_certificate"] = shutil.copyfile(ca.certificate, files.tree / "ca.crt")
+    secret = write_server_keys(files, issuer or self_signed_certificate, loggers)
+    write_config(files, homeserver_config(files, mesh_address, secret, **settings))
+    return secret

@@ -12,7 +12,6 @@ removed at the end unless ``keep``.
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,12 +23,9 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any, Final
 
-from v6alt.codec import encode
-from v6alt.lab.errors import LabEnvironmentError, LabError
-
-from .lab import STARTUP_TIMEOUT, check_synapse_tools, synapse_command, wait_synapse_ready
-from .lab_client import ClientApi, MatrixApiError, MatrixUser, register_user
-from .lab_files import HomeserverFiles, write_homeserver_files
+from ..errors import LabEnvironmentError, LabError
+from .client import MatrixApiError, MatrixUser
+from .homeserver import STARTUP_TIMEOUT, Homeserver, check_synapse_tools
 
 __all__ = [
     "LOOPBACK_PORTS",
@@ -65,32 +61,6 @@ class LoopbackResult:
     files: str = ""
 
 
-@dataclass
-class _Server:
-    files: HomeserverFiles
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def api(self) -> ClientApi:
-        return ClientApi(self.files.client_socket, self.files.server_name)
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def wait_ready(self, deadline: float) -> None:
-        wait_synapse_ready(self.files, self.running, deadline, self.files.server_name)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 def _check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
         # As Synapse binds: connections of an earlier run left in TIME_WAIT do not count.
@@ -104,23 +74,18 @@ def _check_port_free(port: int) -> None:
             ) from error
 
 
-def _spawn(tree: Path, port: int) -> _Server:
-    files = HomeserverFiles(tree, f"{encode(LOOPBACK)}:{port}")
-    tree.mkdir(mode=0o700)
-    write_homeserver_files(files, LOOPBACK, port=port, unsafe_allow=[f"{LOOPBACK}/128"])
-    with files.output.open("ab") as out:
-        process = subprocess.Popen(
-            synapse_command(files), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    return _Server(files, port, process)
+def _spawn(tree: Path, port: int) -> Homeserver:
+    server = Homeserver(tree, LOOPBACK, port=port, unsafe_allow=[f"{LOOPBACK}/128"])
+    server.prepare()
+    server.spawn()
+    return server
 
 
-def _exchange(say: Say, servers: Sequence[_Server], result: LoopbackResult) -> None:
+def _exchange(say: Say, servers: Sequence[Homeserver], result: LoopbackResult) -> None:
     a, b = servers
     say(f"[3/{STEPS}] users: registering with each server's shared secret")
-    alice: MatrixUser = register_user(a.api, a.files.secret(), "alice", "demo-password")
-    bob: MatrixUser = register_user(b.api, b.files.secret(), "bob", "demo-password")
+    alice: MatrixUser = a.register("alice", "demo-password")
+    bob: MatrixUser = b.register("bob", "demo-password")
     result.users = [alice.user_id, bob.user_id]
     say(f"  {alice.user_id} on {a.files.server_name}, {bob.user_id} on {b.files.server_name}")
     say(f"[4/{STEPS}] room: {alice.user_id} creates a room on {a.files.server_name}, "
@@ -140,14 +105,14 @@ def _exchange(say: Say, servers: Sequence[_Server], result: LoopbackResult) -> N
         f"{result.delivered_seconds:.2f} s")  # fmt: skip
 
 
-def _how_to_connect(say: Say, servers: Sequence[_Server], top: Path) -> None:
+def _how_to_connect(say: Say, servers: Sequence[Homeserver], top: Path) -> None:
     say(f"kept: the homeservers run on; their files are in {top}")
     for server in servers:
         say(f"  {server.files.server_name}: federation on [::1]:{server.port}, client API on "
             f"the unix socket {server.files.client_socket}, e.g.")  # fmt: skip
         say(f"    curl --unix-socket {server.files.client_socket} "
             "http://localhost/_matrix/client/versions")  # fmt: skip
-    pids = " ".join(str(s.process.pid) for s in servers)
+    pids = " ".join(str(s.pid) for s in servers)
     say(f"  stop them with: kill {pids}; then rm -r {top}")
 
 
@@ -168,7 +133,7 @@ def run_loopback_demo(
         _check_port_free(port)
     top = Path(tempfile.mkdtemp(prefix="v6alt-demo-loopback-"))
     result = LoopbackResult(kept=keep, files=str(top))
-    servers: list[_Server] = []
+    servers: list[Homeserver] = []
     try:
         say(f"[2/{STEPS}] homeservers: two Synapses with the v6alt module on [::1]")
         started = time.monotonic()
@@ -176,7 +141,7 @@ def run_loopback_demo(
             server = _spawn(top / label, port)
             servers.append(server)
             result.servers.append(server.files.server_name)
-            say(f"  {server.files.server_name}: starting (pid {server.process.pid}), "
+            say(f"  {server.files.server_name}: starting (pid {server.pid}), "
                 f"federation on [::1]:{port}")  # fmt: skip
         for server in servers:
             server.wait_ready(started + timeout)
@@ -187,7 +152,7 @@ def run_loopback_demo(
             raise LabError(f"Matrix on loopback: {error}") from error
     finally:
         if keep:
-            _KEPT.extend(s.process for s in servers)
+            _KEPT.extend(s.process for s in servers if s.process is not None)
             _how_to_connect(say, servers, top)
         else:
             for server in servers:

@@ -13,77 +13,41 @@ with a self-signed certificate for the host's v6.alt name, SQLite, files in
 ``<host dir>/matrix``. It is recorded in the lab's state file like the XMPP
 servers (a ``ServiceRecord`` of kind ``synapse``, its config path as the
 marker, its directory as the tree) the moment it is made, so ``v6alt lab
-down`` stops it and removes its files.
+down`` stops it and removes its files. Its files and command come from the
+one launcher, :class:`~.homeserver.Homeserver`; the lab's service spawner
+starts the process.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Final
 
-from v6alt.lab import Lab, LabError, LabHost, LabTimeoutError
-from v6alt.lab.errors import LabEnvironmentError
-from v6alt.lab.netns import find_tool
-from v6alt.lab.procs import process_start_time
-from v6alt.lab.service_control import service_spawner
-from v6alt.lab.state import LabState, ServiceRecord
-
-from .lab_client import ClientApi, MatrixUser, register_user, wait_healthy
-from .lab_files import FEDERATION_PORT, HomeserverFiles, write_homeserver_files
+from ..host import LabHost
+from ..lab import Lab
+from ..procs import process_start_time
+from ..service_control import service_spawner
+from ..state import LabState, ServiceRecord
+from .client import ClientApi, MatrixUser, register_user
+from .files import FEDERATION_PORT, HomeserverFiles
+from .homeserver import STARTUP_TIMEOUT, Homeserver, check_synapse_tools, wait_synapse_ready
 
 __all__ = [
     "SERVICE_KIND",
     "LabSynapse",
-    "check_synapse_tools",
     "lab_homeservers",
     "spawn_homeserver",
     "start_homeserver",
     "start_homeservers",
-    "wait_synapse_ready",
 ]
 
 SERVICE_KIND: Final = "synapse"
-STARTUP_TIMEOUT: Final = 120.0
 
 Progress = Callable[[str], None]
-
-
-def check_synapse_tools() -> None:
-    """matrix-synapse importable in this interpreter, and openssl for the certificate."""
-    spec = find_spec("synapse")
-    # A bare directory named synapse on sys.path is a namespace package (no origin), not Synapse.
-    if spec is None or spec.origin is None:
-        raise LabEnvironmentError(
-            f"matrix-synapse is not installed for {sys.executable}; "
-            "install it with: pip install matrix-synapse"
-        )
-    find_tool("openssl", "openssl", "apt-get install openssl")
-
-
-def synapse_command(files: HomeserverFiles) -> list[str]:
-    """Synapse on ``files.config``, in this interpreter (so the v6alt module imports)."""
-    return [sys.executable, "-m", "synapse.app.homeserver", "-c", str(files.config)]
-
-
-def wait_synapse_ready(
-    files: HomeserverFiles, running: Callable[[], bool], deadline: float, where: str
-) -> None:
-    """Until its client API answers ``/health`` (all listeners are up by then).
-
-    :class:`LabError` naming ``where`` once the process has exited,
-    :class:`LabTimeoutError` after ``deadline`` (:func:`time.monotonic`).
-    """
-    if wait_healthy(ClientApi(files.client_socket, files.server_name), running, deadline):
-        return
-    if not running():
-        raise LabError(f"{where}: synapse exited at start-up{files.output_tail()}")
-    raise LabTimeoutError(f"timed out waiting for synapse on {where}{files.output_tail()}")
 
 
 @dataclass(frozen=True)
@@ -151,9 +115,9 @@ def spawn_homeserver(lab: Lab, host: LabHost, progress: Progress) -> LabSynapse:
             return LabSynapse(host, HomeserverFiles(Path(existing.tree), host.name), existing.pid)
 
         def prepare(tree: Path) -> tuple[list[str], Path]:
-            files = HomeserverFiles(tree, host.name)
-            write_homeserver_files(files, host.ygg_address)
-            return synapse_command(files), files.config
+            server = Homeserver(tree, host.ygg_address, server_name=host.name)
+            server.prepare()
+            return server.command(), server.files.config
 
         tree, pid = spawner.start(host, SERVICE_KIND, "matrix", prepare)
     files = HomeserverFiles(tree, host.name)
@@ -194,8 +158,6 @@ def start_homeservers(
     return servers
 
 
-def start_homeserver(lab: object, host: LabHost, progress: Progress) -> LabSynapse:
-    """The demo's hook (``v6alt.lab.matrix_half``): one homeserver on ``host``, ready."""
-    if not isinstance(lab, Lab):
-        raise TypeError(f"lab: expected a v6alt.lab.Lab, got {type(lab).__name__}")
+def start_homeserver(lab: Lab, host: LabHost, progress: Progress) -> LabSynapse:
+    """The demo's Matrix half: one homeserver on ``host``, ready."""
     return start_homeservers(lab, [host], progress)[0]

@@ -34,26 +34,21 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Final
 
-from v6alt.lab import Lab, LabError, LabHost, LabTimeoutError
-from v6alt.lab.netns import find_tool
-from v6alt.lab.procs import process_start_time
-from v6alt.lab.service_control import Prepare, service_spawner, stop_service_kinds
-from v6alt.lab.teardown import TeardownReport
-
-from .lab import (
-    SERVICE_KIND,
-    STARTUP_TIMEOUT,
-    LabSynapse,
-    check_synapse_tools,
-    synapse_command,
-)
-from .lab_files import HomeserverFiles
+from ..errors import LabError, LabTimeoutError
+from ..host import LabHost
+from ..lab import Lab
+from ..netns import find_tool
+from ..procs import process_start_time
+from ..service_control import Prepare, service_spawner, stop_service_kinds
+from ..teardown import TeardownReport
+from .files import HomeserverFiles
+from .homeserver import STARTUP_TIMEOUT, Homeserver, check_synapse_tools
+from .mesh import SERVICE_KIND, LabSynapse
 from .stock_files import (
     DnsFiles,
     make_lab_ca,
     stock_server_name,
     write_dns_files,
-    write_stock_homeserver_files,
 )
 
 __all__ = [
@@ -163,10 +158,10 @@ def start_stock_homeservers(
             def prepare(
                 tree: Path, host: LabHost = host, name: str = name
             ) -> tuple[list[str], Path]:
-                files = HomeserverFiles(tree, name)
-                write_stock_homeserver_files(files, host.ygg_address, ca)
-                synapse = synapse_command(files)
-                return with_resolv_conf(dns[host.host].resolv_conf, synapse), files.config
+                server = Homeserver(tree, host.ygg_address, server_name=name, ca=ca)
+                server.prepare()
+                command = with_resolv_conf(dns[host.host].resolv_conf, server.command())
+                return command, server.files.config
 
             tree, pid = _spawn(lab, host, STOCK_KIND, "matrix-stock", prepare)
             servers.append(LabSynapse(host, HomeserverFiles(tree, name), pid))

@@ -19,23 +19,15 @@ the lab mounts over ``/etc/resolv.conf`` for the homeserver's process alone.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
-from v6alt.lab.service_control import ServiceTree
-
-from .certificates import LabCa, make_lab_ca
-from .lab_files import (
-    FEDERATION_PORT,
-    HomeserverFiles,
-    documented_settings,
-    write_homeserver_config,
-    write_server_keys,
-)
+from ..certificates import LabCa, make_lab_ca
+from ..service_control import ServiceTree
+from .files import HomeserverFiles, write_homeserver_files
 
 __all__ = [
     "STOCK_ZONE",
@@ -43,7 +35,6 @@ __all__ = [
     "LabCa",
     "make_lab_ca",
     "stock_server_name",
-    "stock_settings",
     "unbound_config",
     "write_dns_files",
     "write_stock_homeserver_files",
@@ -60,37 +51,17 @@ def stock_server_name(host: str) -> str:
     return f"{host.lower()}.{STOCK_ZONE}"
 
 
-def stock_settings(
-    server_name: str,
-    mesh_address: IPv6Address,
-    certificate: Path,
-    key: Path,
-    ca_certificate: Path,
-    port: int = FEDERATION_PORT,
-) -> dict[str, Any]:
-    """The module's documented settings without the module, trusting the test CA."""
-    config = documented_settings(server_name, mesh_address, certificate, key, port)
-    del config["modules"]
-    config["federation_verify_certificates"] = True
-    config["federation_custom_ca_list"] = [str(ca_certificate)]
-    return config
-
-
 def write_stock_homeserver_files(
     files: HomeserverFiles, mesh_address: IPv6Address, ca: LabCa
 ) -> None:
     """Config, CA-signed certificate, signing key and secret into ``files.tree`` (already made).
 
-    The CA's certificate is copied in (``ca.crt``); its key is not.
+    The module's documented settings without the module, trusting the test CA,
+    whose certificate is copied in (``ca.crt``); its key is not.
     """
     if not files.server_name.endswith(f".{STOCK_ZONE}"):
         raise ValueError(f"server name {files.server_name!r} is not a name under {STOCK_ZONE}")
-    secret = write_server_keys(files, ca.issue)
-    trusted = shutil.copyfile(ca.certificate, files.tree / "ca.crt")
-    config = stock_settings(
-        files.server_name, mesh_address, files.tree / "tls.crt", files.tree / "tls.key", trusted
-    )
-    write_homeserver_config(files, config, secret)
+    write_homeserver_files(files, mesh_address, ca=ca)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """A scripted XMPP user, run inside a namespace next to its server (needs slixmpp).
 
-Usage: python -m v6alt.lab.xmpp_client JID PASSWORD [HOST [PORT]]   (default [::1]:5222)
+Usage: python -m v6alt.lab.xmpp.client JID PASSWORD [HOST [PORT]]   (default [::1]:5222)
 
 One JSON command per line on stdin, one JSON event per line on stdout, so a
 process outside the namespace (the demo, the lab and Prosody tests) can drive
-it (:class:`v6alt.lab.xmpp_users.XmppUser` does):
+it (:class:`v6alt.lab.xmpp.users.XmppUser` does):
 
 commands: {"cmd": "send", "to": JID, "body": TEXT}
           {"cmd": "join", "room": ROOM_JID, "nick": NICK}
@@ -117,7 +117,7 @@ class ScriptedUser(ClientXMPP):  # type: ignore[misc, unused-ignore]
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3, 4):
-        sys.stderr.write("usage: python -m v6alt.lab.xmpp_client JID PASSWORD [HOST [PORT]]\n")
+        sys.stderr.write("usage: python -m v6alt.lab.xmpp.client JID PASSWORD [HOST [PORT]]\n")
         return 2
     jid, password = argv[0], argv[1]
     host = argv[2] if len(argv) > 2 else "::1"

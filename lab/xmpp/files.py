@@ -10,7 +10,6 @@ several Prosody servers share this machine, one per namespace.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -18,7 +17,7 @@ from typing import Final
 
 from v6alt.prosody_bridge.module_path import install_module
 
-from .errors import LabCommandError
+from ..certificates import self_signed_certificate
 
 __all__ = [
     "DNS_LISTEN",
@@ -37,7 +36,6 @@ DNS_LISTEN: Final = "[::1]:5353"
 LOOKUP_LISTEN: Final = "[::1]:5380"
 LOOKUP_URL: Final = "http://[::1]:5380"
 TEMPLATE: Final = Path(__file__).with_name("prosody_site.cfg.lua")
-CERT_DAYS: Final = "30"
 
 _PLUMBING: Final = """\
 -- Instance plumbing (one server per namespace, its files under one directory).
@@ -118,16 +116,8 @@ def render_prosody_config(files: SiteFiles) -> str:
 
 
 def _make_certificate(files: SiteFiles) -> None:
-    """Self-signed EC certificate for the domain and its subdomains (the MUC component)."""
-    argv = [
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", CERT_DAYS, "-subj", f"/CN={files.domain}",
-        "-addext", f"subjectAltName=DNS:{files.domain},DNS:*.{files.domain}",
-        "-keyout", str(files.key), "-out", str(files.certificate),
-    ]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise LabCommandError(argv, proc.returncode, proc.stderr)
+    """Self-signed certificate for the domain and its subdomains (the MUC component)."""
+    self_signed_certificate(files.domain, files.key, files.certificate, subdomains=True)
     shutil.chown(files.key, PROSODY_USER, PROSODY_USER)
     files.key.chmod(0o600)
 

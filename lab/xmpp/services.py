@@ -30,20 +30,20 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Final
 
-from .errors import LabEnvironmentError, LabError, LabNotUpError, LabTimeoutError
-from .host import LabHost
-from .lab import Lab
-from .netns import find_tool, netns_exec_argv
-from .procs import process_start_time
-from .service_control import (
+from ..errors import LabEnvironmentError, LabError, LabNotUpError, LabTimeoutError
+from ..host import LabHost
+from ..lab import Lab
+from ..netns import find_tool, netns_exec_argv
+from ..procs import process_start_time
+from ..service_control import (
     ServiceSpawner,
     output_tail,
     service_spawner,
     stop_service_kinds,
 )
-from .state import LabState, ServiceRecord
-from .teardown import TeardownReport, stop_services
-from .xmpp_files import DNS_LISTEN, LOOKUP_LISTEN, PROSODY_USER, SiteFiles, write_site_files
+from ..state import LabState, ServiceRecord
+from ..teardown import TeardownReport, stop_services
+from .files import DNS_LISTEN, LOOKUP_LISTEN, PROSODY_USER, SiteFiles, write_site_files
 
 __all__ = [
     "SERVICES",

@@ -1,4 +1,4 @@
-"""Drive scripted XMPP users (:mod:`v6alt.lab.xmpp_client`) running inside network namespaces.
+"""Drive scripted XMPP users (:mod:`v6alt.lab.xmpp.client`) running inside network namespaces.
 
 The users of the demo, the lab and the end-to-end tests run in lab hosts
 (:class:`~v6alt.lab.host.LabHost`); the Prosody tests' users run in their own
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from typing import Any, Final, Protocol
 
-from .errors import LabEnvironmentError, LabError
+from ..errors import LabEnvironmentError, LabError
 
 __all__ = ["Event", "Namespace", "XmppUser", "check_client"]
 
@@ -58,7 +58,7 @@ class XmppUser:
     ) -> None:
         self.jid = jid
         self.process = subprocess.Popen(
-            namespace.argv([sys.executable, "-m", "v6alt.lab.xmpp_client", jid, password]),
+            namespace.argv([sys.executable, "-m", "v6alt.lab.xmpp.client", jid, password]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

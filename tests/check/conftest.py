@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .v6c_net import Pair
+from .net import Pair
 
 
 def _missing() -> str | None:

@@ -1,6 +1,6 @@
 """A tiny authoritative DNS server for the checker's DNS-name tests.
 
-Usage: v6c_fake_dns.py ADDRESS PORT ZONE_JSON
+Usage: fake_dns.py ADDRESS PORT ZONE_JSON
 ZONE_JSON maps lowercase names to {"AAAA": [addresses], "SRV": [[prio, weight,
 port, target]]}; every other question gets NXDOMAIN. UDP only. Prints "ready".
 """

@@ -1,6 +1,6 @@
 """A deliberately small HTTPS server that looks like a Matrix federation listener.
 
-Usage: v6c_fake_matrix.py ADDRESS PORT CERT KEY SERVER_NAME [--key-server-name NAME]
+Usage: fake_matrix.py ADDRESS PORT CERT KEY SERVER_NAME [--key-server-name NAME]
        [--well-known BODY] [--expired] [--plain]
 
 Serves /_matrix/federation/v1/version, /_matrix/key/v2/server (a key document

@@ -1,4 +1,4 @@
-"""Two network namespaces joined by a veth pair, for the checker's tests.
+"""Two hosts on one link, for the checker's tests (the lab's :class:`FlatNet`).
 
 ``v6c-<tag>-srv`` holds the servers under test (each on its own 200::/7
 address, so the default policy dials them), ``v6c-<tag>-cli`` runs the
@@ -12,25 +12,24 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from v6alt.lab.certificates import self_signed_certificate
+from v6alt.lab.netns import FlatNet, run
+
+__all__ = ["CLIENT_ADDRESS", "CheckRun", "Pair", "run", "self_signed"]
+
 PREFIX = "v6c-"
 CLIENT_ADDRESS = IPv6Address("200:c::2")
 HERE = Path(__file__).parent
 _counter = itertools.count(os.getpid() % 1000)
-
-
-def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), check=check, capture_output=True, text=True)
 
 
 @dataclass
@@ -54,31 +53,26 @@ class CheckRun:
 
 
 class Pair:
-    """The server and client namespaces; servers get addresses with :meth:`add_address`."""
+    """The server and client hosts; servers get addresses with :meth:`add_address`."""
 
     def __init__(self) -> None:
         self.tag = f"{next(_counter):03d}"
-        self.server = f"{PREFIX}{self.tag}-srv"
-        self.client = f"{PREFIX}{self.tag}-cli"
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         os.chmod(self.root, 0o755)  # Prosody (its own user) reads its files below
         self.processes: list[subprocess.Popen[str]] = []
-        run(["ip", "netns", "add", self.server])
-        run(["ip", "netns", "add", self.client])
-        run(["ip", "-n", self.server, "link", "add", "eth0", "type", "veth", "peer", "name",
-             "eth0", "netns", self.client])  # fmt: skip
-        for namespace in (self.server, self.client):
-            run(["ip", "-n", namespace, "link", "set", "lo", "up"])
-            run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
+        self.net = FlatNet(f"{PREFIX}{self.tag}-")
+        self.hosts = {"srv": self.net.add_host("srv"), "cli": self.net.add_host("cli")}
+        self.server = self.hosts["srv"].netns
+        self.client = self.hosts["cli"].netns
         self.add_address(CLIENT_ADDRESS, self.client)
 
     def add_address(self, address: IPv6Address | str, namespace: str | None = None) -> IPv6Address:
         """Put ``address`` on eth0 (the server side unless told) and a route to it."""
-        address = IPv6Address(address)
-        namespace = namespace or self.server
-        other = self.client if namespace == self.server else self.server
-        run(["ip", "-n", namespace, "addr", "add", f"{address}/128", "dev", "eth0", "nodad"])
-        run(["ip", "-n", other, "route", "add", f"{address}/128", "dev", "eth0"])
+        host, other = self.hosts["srv"], self.hosts["cli"]
+        if namespace == self.client:
+            host, other = other, host
+        address = host.add_address(address, prefixlen=128)
+        other.add_route(f"{address}/128")
         return address
 
     def exec(self, namespace: str, args: Sequence[str]) -> list[str]:
@@ -98,12 +92,12 @@ class Pair:
 
     def fake_matrix(self, address: IPv6Address, port: int, cert: Path, key: Path,
                     server_name: str, *extra: str) -> None:  # fmt: skip
-        script = HERE / "v6c_fake_matrix.py"
+        script = HERE / "fake_matrix.py"
         self.start(self.server, [sys.executable, str(script), str(address), str(port),
                                  str(cert), str(key), server_name, *extra])  # fmt: skip
 
     def fake_dns(self, address: IPv6Address, port: int, zone: dict[str, Any]) -> None:
-        script = HERE / "v6c_fake_dns.py"
+        script = HERE / "fake_dns.py"
         self.start(self.server, [sys.executable, str(script), str(address), str(port),
                                  json.dumps(zone)])  # fmt: skip
 
@@ -123,18 +117,12 @@ class Pair:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for namespace in (self.server, self.client):
-            for pid in run(["ip", "netns", "pids", namespace], check=False).stdout.split():
-                with suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            run(["ip", "netns", "del", namespace], check=False)
+        self.net.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for ``name`` (any certificate will do for IP-bound trust)."""
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
-         "-keyout", str(key), "-out", str(cert)])  # fmt: skip
+    self_signed_certificate(name, key, cert)
     return cert, key

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prosody.lab import DNS_PORT, LOOKUP_PORT, Node, Sidecar
 
+from tests.prosody.servers import DNS_PORT, LOOKUP_PORT, Node, Sidecar
 from v6alt.codec import encode
 
-from .v6c_net import Pair, run, self_signed
+from .net import Pair, run, self_signed
 
 MODULE = "v6alt.synapse_module.V6AltFederation"
 
@@ -57,7 +57,7 @@ def host(pair: Pair) -> Iterator[Host]:
     yaml_text = (
         f'sidecar:\n  dns_listen: "[::1]:{DNS_PORT}"\n  lookup_listen: "[::1]:{LOOKUP_PORT}"\n'
     )
-    sidecar = Sidecar(Node(pair.server, address, run_dir), yaml_text)
+    sidecar = Sidecar(Node(pair.hosts["srv"], address, run_dir), yaml_text)
     sidecar.start()
     cert, key = self_signed(pair.root, encode(address))
     pair.fake_matrix(address, 8448, cert, key, encode(address))

@@ -6,7 +6,7 @@ from ipaddress import IPv6Address
 
 from v6alt.codec import encode
 
-from .v6c_net import Pair, self_signed
+from .net import Pair, self_signed
 
 
 def _serve(pair: Pair, address: str, *extra: str, cert_for: str | None = None) -> str:

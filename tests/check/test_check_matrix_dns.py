@@ -7,19 +7,19 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from prosody.lab import CertificateAuthority, make_certificate
 
+from tests.prosody.servers import LabCa, make_ca, make_certificate
 from v6alt.codec import encode
 
-from .v6c_net import Pair, self_signed
+from .net import Pair, self_signed
 
 DNS = IPv6Address("200:c::53")
 DNS_PORT = 15553
 
 
 @pytest.fixture
-def ca(pair: Pair) -> CertificateAuthority:
-    return CertificateAuthority.create(pair.root)
+def ca(pair: Pair) -> LabCa:
+    return make_ca(pair.root)
 
 
 def _dns(pair: Pair, zone: dict[str, object]) -> list[str]:
@@ -27,13 +27,13 @@ def _dns(pair: Pair, zone: dict[str, object]) -> list[str]:
     return ["--resolver", f"[{DNS}]:{DNS_PORT}"]
 
 
-def _ca_server(pair: Pair, ca: CertificateAuthority, address: str, port: int, domain: str,
+def _ca_server(pair: Pair, ca: LabCa, address: str, port: int, domain: str,
                *extra: str) -> None:  # fmt: skip
     cert, key = make_certificate(pair.root, domain, ca)
     pair.fake_matrix(pair.add_address(address), port, cert, key, domain, *extra)
 
 
-def test_broken_well_known(pair: Pair, ca: CertificateAuthority) -> None:
+def test_broken_well_known(pair: Pair, ca: LabCa) -> None:
     resolver = _dns(pair, {"broken.v6c.test": {"AAAA": ["200:c::20"]}})
     _ca_server(pair, ca, "200:c::20", 443, "broken.v6c.test", "--well-known", "{not json")
     result = pair.check("matrix", "broken.v6c.test", *resolver, "--ca-file", str(ca.certificate))
@@ -69,7 +69,7 @@ def test_well_known_with_untrusted_certificate(pair: Pair) -> None:
     assert "invalid certificate" in well_known["summary"]
 
 
-def test_well_known_delegates_to_a_v6alt_name(pair: Pair, ca: CertificateAuthority) -> None:
+def test_well_known_delegates_to_a_v6alt_name(pair: Pair, ca: LabCa) -> None:
     resolver = _dns(pair, {"deleg.v6c.test": {"AAAA": ["200:c::21"]}})
     target = pair.add_address("200:c::22")
     _ca_server(pair, ca, "200:c::21", 443, "deleg.v6c.test", "--well-known",
@@ -86,7 +86,7 @@ def test_well_known_delegates_to_a_v6alt_name(pair: Pair, ca: CertificateAuthori
     assert result.one("keys.server_name")["summary"] == "server_name is deleg.v6c.test"
 
 
-def test_srv_record_and_ca_trust(pair: Pair, ca: CertificateAuthority) -> None:
+def test_srv_record_and_ca_trust(pair: Pair, ca: LabCa) -> None:
     resolver = _dns(pair, {
         "srv.v6c.test": {},
         "_matrix-fed._tcp.srv.v6c.test": {"SRV": [[10, 5, 8449, "host.v6c.test"]]},

@@ -1,50 +1,34 @@
 """``v6alt check matrix`` and ``check local`` against a real Synapse homeserver.
 
-The homeserver is the synapse tests' helper (tests/synapse/v6s_homeserver.py:
-docs/synapse-homeserver.yaml plus test-only settings) run in this test's own
-namespace. Skipped when matrix-synapse is not installed in this environment.
+The homeserver is the Synapse tests' (tests/synapse_module/homeserver.py: the
+lab's launcher on docs/synapse-homeserver.yaml plus test-only settings) run in
+this test's own namespace. Skipped when matrix-synapse is not installed in this environment.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .v6c_net import Pair, run
+from v6alt.lab.matrix import synapse_installed
 
-
-def _have_synapse() -> bool:
-    # Without matrix-synapse installed, tests/synapse (no __init__.py) is found
-    # as a namespace package "synapse" and find_spec of a submodule raises.
-    try:
-        return importlib.util.find_spec("synapse.app.homeserver") is not None
-    except ImportError:
-        return False
-
+from ..synapse_module.homeserver import Homeserver
+from .net import Pair, run
 
 pytestmark = pytest.mark.skipif(
-    not _have_synapse(),
+    not synapse_installed(),
     reason="matrix-synapse not installed (pip install 'matrix-synapse==1.163.*')",
 )
 
 
 @pytest.fixture
 def homeserver(pair: Pair, tmp_path: Path) -> Iterator[Any]:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "synapse_module"))
-    try:
-        from v6s_homeserver import Homeserver
-        from v6s_netns import Host
-    finally:
-        sys.path.pop(0)
-    address = pair.add_address("200:c::50")
+    pair.add_address("200:c::50")
     run(["ip", "-n", pair.server, "route", "add", "200::/7", "dev", "eth0"])
-    server = Homeserver(Host(pair.server, "eth0", [address]), tmp_path / "hs")
-    server.prepare()
+    server = Homeserver(pair.hosts["srv"], tmp_path / "hs")
     server.start()
     try:
         yield server

@@ -6,16 +6,16 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 import pytest
-from prosody.conftest import documented_block
-from prosody.lab import CertificateAuthority, Node, ProsodyServer, Sidecar
 
+from tests.prosody.servers import LabCa, Node, ProsodyServer, Sidecar, documented_block, make_ca
 from v6alt.codec import encode
 
-from .v6c_net import CLIENT_ADDRESS, Pair
+from .net import CLIENT_ADDRESS, Pair
 
 
 def _prosody_13() -> bool:
@@ -37,22 +37,32 @@ class XmppSite:
     server: ProsodyServer
 
 
-@pytest.fixture
-def site(pair: Pair) -> Iterator[XmppSite]:
-    address = pair.add_address("200:c::30")
-    run_dir = pair.root / "xmpp"
+@contextmanager
+def _running_site(
+    pair: Pair, address: str, directory: str, domain: str | None = None, issuer: LabCa | None = None
+) -> Iterator[XmppSite]:
+    """A sidecar and Prosody on ``address`` of the server side (domain: its v6.alt name)."""
+    ip = pair.add_address(address)
+    run_dir = pair.root / directory
     run_dir.mkdir(mode=0o755)
     shutil.chown(run_dir, "prosody", "prosody")
-    node = Node(pair.server, address, run_dir)
+    node = Node(pair.hosts["srv"], ip, run_dir)
     sidecar = Sidecar(node)
     sidecar.start()
-    server = ProsodyServer(node, encode(address), documented_block("prosody-config"))
+    domain = domain or encode(ip)
+    server = ProsodyServer(node, domain, documented_block("prosody-config"), issuer=issuer)
     server.start()
     try:
-        yield XmppSite(address, encode(address), sidecar, server)
+        yield XmppSite(ip, domain, sidecar, server)
     finally:
         server.stop()
         sidecar.kill()
+
+
+@pytest.fixture
+def site(pair: Pair) -> Iterator[XmppSite]:
+    with _running_site(pair, "200:c::30", "xmpp") as running:
+        yield running
 
 
 def test_prosody_passes(pair: Pair, site: XmppSite) -> None:
@@ -107,23 +117,14 @@ def test_closed_port(pair: Pair) -> None:
 
 def test_dns_domain_by_srv_with_ca_trust(pair: Pair) -> None:
     """A DNS domain found by SRV, with a certificate from a private CA."""
-    ca = CertificateAuthority.create(pair.root)
+    ca = make_ca(pair.root)
     dns = pair.add_address("200:c::53")
     zone = {
         "_xmpp-server._tcp.xmpp.v6c.test": {"SRV": [[0, 5, 5269, "host.v6c.test"]]},
         "host.v6c.test": {"AAAA": ["200:c::32"]},
     }
     pair.fake_dns(dns, 15553, zone)
-    address = pair.add_address("200:c::32")
-    run_dir = pair.root / "dns-xmpp"
-    run_dir.mkdir(mode=0o755)
-    shutil.chown(run_dir, "prosody", "prosody")
-    node = Node(pair.server, address, run_dir)
-    sidecar = Sidecar(node)
-    sidecar.start()
-    server = ProsodyServer(node, "xmpp.v6c.test", documented_block("prosody-config"), issuer=ca)
-    server.start()
-    try:
+    with _running_site(pair, "200:c::32", "dns-xmpp", "xmpp.v6c.test", issuer=ca):
         args = ("xmpp", "xmpp.v6c.test", "--resolver", f"[{dns}]:15553")
         result = pair.check(*args, "--ca-file", str(ca.certificate))
         assert result.code == 0, result.report["checks"]
@@ -134,6 +135,3 @@ def test_dns_domain_by_srv_with_ca_trust(pair: Pair) -> None:
         assert untrusted.failed_ids() == ["tls.trust"]
         hint = untrusted.one("tls.trust")["hint"]
         assert "install a CA-signed certificate for xmpp.v6c.test" in hint
-    finally:
-        server.stop()
-        sidecar.kill()

@@ -14,7 +14,7 @@ from v6alt.check.report import SCHEMA, Report, Status, render_human, render_json
 from v6alt.config import parse_config
 from v6alt.policy import Policy
 
-from .v6c_fake_dns import answer
+from .fake_dns import answer
 
 
 def _report() -> Report:

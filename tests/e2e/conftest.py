@@ -19,13 +19,13 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from orphaned_labs import take_down_orphaned_labs
-from xmpp_requirements import missing_xmpp_parts
 
+from tests.orphaned_labs import take_down_orphaned_labs
+from tests.xmpp_requirements import missing_xmpp_parts
 from v6alt.lab import Lab, LabHost
 from v6alt.lab.netns import list_netns
-from v6alt.lab.services import XmppSite, start_xmpp
-from v6alt.lab.xmpp_users import XmppUser
+from v6alt.lab.xmpp.services import XmppSite, start_xmpp
+from v6alt.lab.xmpp.users import XmppUser
 
 from .capture import Capture, Packet, capture_tool, find_leaks
 

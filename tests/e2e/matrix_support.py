@@ -3,7 +3,7 @@
 A test asks for ``matrix_mesh`` and calls it: ``matrix_mesh(nodes=3)`` brings
 up a lab (run directory ``/run/v6alt-e2em-<pid>``, namespaces
 ``v6m-<pid>-a``, ...), starts a packet capture in every namespace, then a
-homeserver with the v6alt module on every host (``v6alt.synapse_module.lab``).
+homeserver with the v6alt module on every host (``v6alt.lab.matrix.mesh``).
 At the end the captures stop, the lab goes down and no namespace of it may be
 left. Test modules import the fixture from here (``from .matrix_support
 import matrix_mesh``) so pytest finds it.
@@ -20,12 +20,13 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from orphaned_labs import take_down_orphaned_labs
 
+from tests.orphaned_labs import take_down_orphaned_labs
 from v6alt.lab import Lab, LabEnvironmentError, LabHost
+from v6alt.lab.matrix.client import MatrixUser
+from v6alt.lab.matrix.homeserver import check_synapse_tools
+from v6alt.lab.matrix.mesh import LabSynapse, start_homeservers
 from v6alt.lab.netns import list_netns
-from v6alt.synapse_module.lab import LabSynapse, check_synapse_tools, start_homeservers
-from v6alt.synapse_module.lab_client import MatrixUser
 
 from .capture import Capture, capture_tool, find_leaks
 

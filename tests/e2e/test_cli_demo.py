@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from v6alt.cli import main
-from v6alt.lab.matrix_half import find_matrix_half, synapse_installed
+from v6alt.lab.demo import find_matrix_half
+from v6alt.lab.matrix import synapse_installed
 from v6alt.lab.netns import list_netns
 from v6alt.lab.procs import process_start_time
 
@@ -39,10 +40,10 @@ def test_demo_without_root_or_synapse_says_why_and_exits_2(
     # import v6alt from tox's private (0700) virtualenv. Without root the demo
     # falls back to Matrix on loopback (tests/e2e/test_demo_loopback.py); with
     # matrix-synapse not importable that cannot run either, and it says so.
-    import v6alt.synapse_module.lab as synapse_lab
+    import v6alt.lab.matrix as lab_matrix
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(synapse_lab, "find_spec", lambda name: None)
+    monkeypatch.setattr(lab_matrix, "find_spec", lambda name: None)
     code = main(["demo"])
     out, err = capsys.readouterr()
     assert code == 2

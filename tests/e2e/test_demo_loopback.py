@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from v6alt.cli import main
-from v6alt.lab.matrix_half import synapse_installed
+from v6alt.lab.matrix import synapse_installed
 from v6alt.lab.procs import process_start_time
 
 pytestmark = pytest.mark.skipif(

@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 
-from v6alt.lab.xmpp_users import XmppUser
+from v6alt.lab.xmpp.users import XmppUser
 
 from .conftest import MeshFactory
 

@@ -1,8 +1,7 @@
-"""The demo's Matrix half calls the starter contract of lab/matrix_half.py as documented.
+"""The demo's Matrix half calls the homeserver starter contract of lab/demo.py as documented.
 
 The starter here is a recording stand-in (no Synapse): it pins down what the
-demo asks of ``v6alt.synapse_module.lab.start_homeserver`` and its users, so
-the real starter can be written against it.
+demo asks of ``v6alt.lab.matrix.mesh.start_homeserver`` and its users.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ import pytest
 
 from v6alt.lab import LabHost
 from v6alt.lab import demo as demo_module
-from v6alt.lab.demo import DemoResult
-from v6alt.lab.matrix_half import MatrixHalf
+from v6alt.lab.demo import DemoResult, MatrixHalf
 
 CALLS: list[str] = []
 

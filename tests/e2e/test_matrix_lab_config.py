@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from v6alt.codec import encode
-from v6alt.synapse_module.lab_files import HomeserverFiles, write_homeserver_files
+from v6alt.lab.matrix.files import HomeserverFiles, write_homeserver_files
 
 DOCS_SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "synapse-homeserver.yaml"
 ADDRESS = IPv6Address("200:cab8:deb4:ce60:4362:4492:e539:4b5")

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
+from v6alt.lab.matrix.mesh import lab_homeservers, start_homeserver
 from v6alt.lab.procs import process_start_time
-from v6alt.synapse_module.lab import lab_homeservers, start_homeserver
 
 from .matrix_support import MatrixMeshFactory, matrix_mesh
 

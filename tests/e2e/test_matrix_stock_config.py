@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from v6alt.codec import encode
-from v6alt.synapse_module.lab_files import HomeserverFiles, write_homeserver_files
-from v6alt.synapse_module.stock_files import (
+from v6alt.lab.matrix.files import HomeserverFiles, write_homeserver_files
+from v6alt.lab.matrix.stock_files import (
     DnsFiles,
     LabCa,
     make_lab_ca,

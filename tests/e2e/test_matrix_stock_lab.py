@@ -16,18 +16,18 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from orphaned_labs import take_down_orphaned_labs
 
+from tests.orphaned_labs import take_down_orphaned_labs
 from v6alt.lab import Lab
-from v6alt.lab.netns import list_netns
-from v6alt.lab.procs import process_start_time
-from v6alt.synapse_module.lab import LabSynapse
-from v6alt.synapse_module.lab_stock import (
+from v6alt.lab.matrix.mesh import LabSynapse
+from v6alt.lab.matrix.stock import (
     DNS_KIND,
     STOCK_KIND,
     start_stock_homeservers,
     stop_lab_homeservers,
 )
+from v6alt.lab.netns import list_netns
+from v6alt.lab.procs import process_start_time
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from v6alt.lab.errors import LabStateError
-from v6alt.lab.services import XMPP_KINDS
 from v6alt.lab.state import LabState, ServiceRecord, load_state
 from v6alt.lab.teardown import stop_services
+from v6alt.lab.xmpp.services import XMPP_KINDS
 
 
 def _state(run_dir: Path) -> LabState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from v6alt.lab.xmpp_files import SiteFiles, render_prosody_config, site_template
+from v6alt.lab.xmpp.files import SiteFiles, render_prosody_config, site_template
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lab_support import IS_ROOT, lab_ids, namespaces_with
-from orphaned_labs import take_down_orphaned_labs
 
+from tests.orphaned_labs import take_down_orphaned_labs
 from v6alt.lab import Lab, LabEnvironmentError, LabHost
 from v6alt.lab.netns import find_tool
 from v6alt.lab.yggdrasil import find_yggdrasil
+
+from .lab_support import IS_ROOT, lab_ids, namespaces_with
 
 
 @pytest.fixture(scope="session")

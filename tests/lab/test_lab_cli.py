@@ -14,13 +14,14 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from lab_support import lab_ids, namespaces_with, needs_root
 
 from v6alt import decode
 from v6alt.cli import main
 from v6alt.cli_common import Streams
 from v6alt.lab import Lab, LabHost
 from v6alt.lab.procs import process_start_time
+
+from .lab_support import lab_ids, namespaces_with, needs_root
 
 
 def run_cli(args: Sequence[str]) -> tuple[int, str, str]:

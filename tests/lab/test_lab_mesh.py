@@ -9,12 +9,13 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
-from lab_support import namespaces_with, needs_root, start_echo, stop, tcp_echo
 
 from v6alt import decode, encode
 from v6alt.lab import Lab, LabConflictError, LabHost, LabUsageError
 from v6alt.lab.netns import interface_addresses, list_netns, netns_inode
 from v6alt.lab.procs import process_start_time
+
+from .lab_support import namespaces_with, needs_root, start_echo, stop, tcp_echo
 
 pytestmark = [pytest.mark.integration, needs_root]
 

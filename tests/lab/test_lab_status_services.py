@@ -27,7 +27,7 @@ from v6alt.lab.procs import process_start_time
 from v6alt.lab.service_status import describe_endpoints
 from v6alt.lab.state import HostRecord, LabState, ServiceRecord, load_state
 from v6alt.lab.status import lab_status
-from v6alt.lab.xmpp_files import DNS_LISTEN, LOOKUP_LISTEN, SiteFiles, render_prosody_config
+from v6alt.lab.xmpp.files import DNS_LISTEN, LOOKUP_LISTEN, SiteFiles, render_prosody_config
 
 ADDRESS = "200:c885:133b:b3e8:257b:3d0c:9b8b:766e"
 NAME = "aiamrbithoz6qjl3hugjxc3wny.v6.alt"  # v6alt encode ADDRESS
@@ -97,7 +97,7 @@ class FakeLab:
 
 
 def _homeserver_yaml(client_socket: Path) -> str:
-    # The listeners of synapse_module/lab_files.py: federation on the mesh address, client on
+    # The listeners of lab/matrix/files.py: federation on the mesh address, client on
     # a unix socket (the real file is checked on a real lab in tests/e2e).
     return (
         f"server_name: {NAME}\n"

@@ -3,40 +3,32 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from xmpp_requirements import missing_xmpp_parts
 
+from tests.xmpp_requirements import missing_xmpp_parts
 from v6alt.codec import encode
-from v6alt.lab.xmpp_users import XmppUser
+from v6alt.lab.xmpp.users import XmppUser
 
-from .lab import (
+from .servers import (
     INSTALLED,
-    CertificateAuthority,
+    LabCa,
     Mesh,
     Node,
     ProsodyRelease,
     ProsodyServer,
     Sidecar,
+    documented_block,
+    make_ca,
     mesh,
 )
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
 # Where an unpacked Prosody 0.12 (Debian bookworm's package, `dpkg -x`) lives, if any.
 LEGACY_ROOT_VARIABLE = "V6ALT_PROSODY012_ROOT"
-
-
-def documented_block(name: str) -> str:
-    """The ```lua block between ``<!-- NAME: begin/end -->`` in docs/prosody.md."""
-    pattern = rf"<!-- {name}: begin -->\s*```lua\n(.*?)```\s*<!-- {name}: end -->"
-    match = re.search(pattern, DOCS.read_text(), re.S)
-    assert match, f"no {name} block in {DOCS}"
-    return match.group(1)
 
 
 def _missing() -> str | None:
@@ -87,6 +79,14 @@ class Site:
 SiteFactory = Callable[..., Site]
 
 
+def messages_both_ways(x: XmppUser, y: XmppUser, there: str, back: str) -> None:
+    """``x`` sends ``there`` to ``y``, which receives it and answers ``back``."""
+    x.send(y.jid, there)
+    y.wait_message(there)
+    y.send(x.jid, back)
+    x.wait_message(back)
+
+
 @pytest.fixture
 def lab() -> Iterator[Mesh]:
     with mesh() as network:
@@ -94,8 +94,8 @@ def lab() -> Iterator[Mesh]:
 
 
 @pytest.fixture
-def private_ca(lab: Mesh) -> CertificateAuthority:
-    return CertificateAuthority.create(lab.root)
+def private_ca(lab: Mesh) -> LabCa:
+    return make_ca(lab.root)
 
 
 @pytest.fixture
@@ -122,8 +122,8 @@ def site(lab: Mesh, config_template: str) -> Iterator[SiteFactory]:
         address: str,
         domain: str | None = None,
         sidecar_yaml: str = "",
-        issuer: CertificateAuthority | None = None,
-        trusted: CertificateAuthority | None = None,
+        issuer: LabCa | None = None,
+        trusted: LabCa | None = None,
         release: ProsodyRelease = INSTALLED,
         settings: str = "",
         host_settings: str = "",

@@ -1,16 +1,17 @@
-"""Network namespaces, sidecars and Prosody servers for the Prosody tests.
+"""Sidecars and Prosody servers for the Prosody tests, on the lab's :class:`FlatNet`.
 
-A :class:`Mesh` is a hub namespace holding a bridge; every :class:`Node` is a
-namespace with one veth on that bridge and one address in ``200::/7`` (the
-Yggdrasil range, so the default policy dials it). Each node runs its own
-sidecar (lookup service on the namespace's loopback) and Prosody server, as a
-real deployment would.
+A :class:`Mesh` is a flat link of hosts (a bridge in a hub namespace); every
+:class:`Node` is a host with one address in ``200::/7`` (the Yggdrasil range,
+so the default policy dials it). Each node runs its own sidecar (lookup
+service on the namespace's loopback) and Prosody server, as a real deployment
+would.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,16 +19,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from v6alt.lab.xmpp_files import instance_plumbing
+from v6alt.lab.certificates import LabCa, make_lab_ca, self_signed_certificate
+from v6alt.lab.netns import FlatHost, FlatNet
+from v6alt.lab.xmpp.files import instance_plumbing
 from v6alt.prosody_bridge.module_path import install_module
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
 PREFIX = "v6p-"
 LOOKUP_PORT = 15480
 DNS_PORT = 15453
@@ -36,8 +40,12 @@ STARTUP_SECONDS = 20.0
 _counter = itertools.count(os.getpid() % 1000)
 
 
-def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+def documented_block(name: str) -> str:
+    """The ```lua block between ``<!-- NAME: begin/end -->`` in docs/prosody.md."""
+    pattern = rf"<!-- {name}: begin -->\s*```lua\n(.*?)```\s*<!-- {name}: end -->"
+    match = re.search(pattern, DOCS.read_text(), re.S)
+    assert match, f"no {name} block in {DOCS}"
+    return match.group(1)
 
 
 def wait_until(
@@ -53,17 +61,21 @@ def wait_until(
 
 @dataclass
 class Node:
-    """One namespace on the mesh, with one address."""
+    """One server's host on the link, the address it serves on, and its directory."""
 
-    namespace: str
+    host: FlatHost
     address: IPv6Address
     run_dir: Path
 
+    @property
+    def namespace(self) -> str:
+        return self.host.netns
+
     def argv(self, args: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace, *args]
+        return self.host.argv(args)
 
     def run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run(self.argv(args), check=check)
+        return self.host.run(args, check=check)
 
     def open_stream(self, address: IPv6Address, sender: str, receiver: str) -> str:
         """What a server at ``address`` answers to a stream header sent from this node."""
@@ -74,69 +86,28 @@ class Node:
         return subprocess.Popen(self.argv(args), text=True, **kwargs)
 
 
-@dataclass
-class Mesh:
-    """A bridge in a hub namespace and the nodes plugged into it."""
+class Mesh(FlatNet):
+    """The lab's flat link, plus a directory per node that Prosody's user can reach."""
 
-    tag: str = field(default_factory=lambda: f"{next(_counter):03d}")
-    nodes: list[Node] = field(default_factory=list)
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix=PREFIX)))
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        super().__init__(f"{PREFIX}{next(_counter):03d}-")
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         # Prosody runs as the prosody user and must reach its files.
         os.chmod(self.root, 0o755)
-        self.hub = f"{PREFIX}{self.tag}-hub"
-        self._ports: dict[str, str] = {}
-        run(["ip", "netns", "add", self.hub])
-        run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
-        run(["ip", "-n", self.hub, "link", "set", "br0", "up"])
 
     def add_node(self, name: str, address: str) -> Node:
-        namespace = f"{PREFIX}{self.tag}-{name}"
-        run(["ip", "netns", "add", namespace])
-        port = f"p{self.tag}{name}"[:15]
-        run(
-            [
-                "ip",
-                "-n",
-                self.hub,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                namespace,
-            ]
-        )
-        run(["ip", "-n", self.hub, "link", "set", port, "master", "br0", "up"])
-        run(["ip", "-n", namespace, "link", "set", "lo", "up"])
-        run(["ip", "-n", namespace, "addr", "add", f"{address}/64", "dev", "eth0", "nodad"])
-        run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
+        host = self.add_host(name, address)
         run_dir = self.root / name
         run_dir.mkdir(mode=0o755)
         shutil.chown(run_dir, "prosody", "prosody")
-        node = Node(namespace, IPv6Address(address), run_dir)
-        self.nodes.append(node)
-        self._ports[namespace] = port
-        return node
+        return Node(host, IPv6Address(address), run_dir)
 
-    def set_link(self, node: Node, up: bool) -> None:
-        """Plug ``node`` into the bridge or pull it out (its own link loses its carrier)."""
-        port = self._ports[node.namespace]
-        run(["ip", "-n", self.hub, "link", "set", port, "up" if up else "down"])
+    def set_link(self, host: FlatHost | Node, up: bool) -> None:
+        """Plug a node into the bridge or pull it out (its own link loses its carrier)."""
+        super().set_link(host.host if isinstance(host, Node) else host, up)
 
     def close(self) -> None:
-        for node in self.nodes:
-            # Whatever still runs in the namespace (a server that ignored SIGTERM).
-            for pid in run(["ip", "netns", "pids", node.namespace], check=False).stdout.split():
-                with suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            run(["ip", "netns", "del", node.namespace], check=False)
-        run(["ip", "netns", "del", self.hub], check=False)
+        super().close()
         if os.environ.get("V6P_KEEP") is None:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -200,34 +171,18 @@ class Sidecar:
         self.process = None
 
 
-def _openssl_req(key: Path, cert: Path, subject: str, *extra: str) -> None:
-    ec_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run(["openssl", "req", "-x509", *ec_key, "-days", "7", "-subj", subject, *extra,
-         "-keyout", str(key), "-out", str(cert)])  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CertificateAuthority:
+def make_ca(directory: Path) -> LabCa:
     """A private CA, for a server that other servers trust the ordinary way."""
-
-    certificate: Path
-    key: Path
-
-    @classmethod
-    def create(cls, directory: Path) -> CertificateAuthority:
-        ca = cls(directory / "ca.crt", directory / "ca.key")
-        _openssl_req(ca.key, ca.certificate, "/CN=v6p test CA")
-        return ca
+    return make_lab_ca(directory, "v6p test CA")
 
 
 def make_certificate(
-    directory: Path, domain: str, issuer: CertificateAuthority | None = None
+    directory: Path, domain: str, issuer: LabCa | None = None
 ) -> tuple[Path, Path]:
     """A certificate for ``domain`` and its subdomains (self-signed unless ``issuer``)."""
     cert, key = directory / f"{domain}.crt", directory / f"{domain}.key"
-    signing = ["-CA", str(issuer.certificate), "-CAkey", str(issuer.key)] if issuer else []
-    san = f"subjectAltName=DNS:{domain},DNS:*.{domain}"
-    _openssl_req(key, cert, f"/CN={domain}", "-addext", san, *signing)
+    issue = issuer.issue if issuer is not None else self_signed_certificate
+    issue(domain, key, cert, subdomains=True)
     shutil.chown(key, "prosody", "prosody")
     os.chmod(key, 0o600)
     return cert, key
@@ -266,8 +221,8 @@ class ProsodyServer:
         node: Node,
         domain: str,
         template: str,
-        issuer: CertificateAuthority | None = None,
-        trusted: CertificateAuthority | None = None,
+        issuer: LabCa | None = None,
+        trusted: LabCa | None = None,
         release: ProsodyRelease = INSTALLED,
         settings: str = "",
         host_settings: str = "",

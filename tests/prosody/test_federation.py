@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import SiteFactory
+from .conftest import SiteFactory, messages_both_ways
 
 A_ADDRESS = "200:7670::a"
 B_ADDRESS = "200:7670::b"
@@ -12,10 +12,7 @@ def test_messages_both_ways(site: SiteFactory) -> None:
     a, b = site("a", A_ADDRESS), site("b", B_ADDRESS)
     alice, bob = a.user("alice"), b.user("bob")
 
-    alice.send(bob.jid, "hello from a")
-    bob.wait_message("hello from a")
-    bob.send(alice.jid, "hello from b")
-    alice.wait_message("hello from b")
+    messages_both_ways(alice, bob, "hello from a", "hello from b")
 
     # Dialled at the decoded address without DNS, trusted by address, not by a CA.
     assert f"Dialling {b.domain} at [{B_ADDRESS}]:5269" in a.server.log_text()

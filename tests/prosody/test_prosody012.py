@@ -12,8 +12,8 @@ import time
 
 from v6alt.codec import encode
 
-from .conftest import SiteFactory
-from .lab import Mesh, ProsodyRelease, wait_until
+from .conftest import SiteFactory, messages_both_ways
+from .servers import Mesh, ProsodyRelease, wait_until
 
 OLD_ADDRESS = "200:7670::a"
 NEW_ADDRESS = "200:7670::b"
@@ -26,10 +26,7 @@ def test_prosody012_and_13_federate(site: SiteFactory, prosody012: ProsodyReleas
     new = site("new", NEW_ADDRESS)
     olga, nina = old.user("olga"), new.user("nina")
 
-    olga.send(nina.jid, "from 0.12")
-    nina.wait_message("from 0.12")
-    nina.send(olga.jid, "from 13")
-    olga.wait_message("from 13")
+    messages_both_ways(olga, nina, "from 0.12", "from 13")
 
     log = old.server.log_text()
     assert "Prosody 0.12" in old.node.run([prosody012.prosodyctl, "about"], check=False).stdout
@@ -68,10 +65,7 @@ def test_prosody012_sidecar_outage(site: SiteFactory, prosody012: ProsodyRelease
     assert f"Refusing v6.alt peer {new.domain} at [{NEW_ADDRESS}]" in old.server.log_text()
 
     old.sidecar.start()
-    nina.send(olga.jid, "after recovery")
-    olga.wait_message("after recovery")
-    olga.send(nina.jid, "and back")
-    nina.wait_message("and back")
+    messages_both_ways(nina, olga, "after recovery", "and back")
     assert not olga.received("while the 0.12 server's sidecar is down")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from v6alt.codec import encode
 
 from .conftest import SiteFactory
-from .lab import Mesh
+from .servers import Mesh
 
 A_ADDRESS = "200:7670::a"
 B_ADDRESS = "200:7670::b"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from v6alt.codec import encode
 
-from .conftest import SiteFactory
-from .lab import Mesh
+from .conftest import SiteFactory, messages_both_ways
+from .servers import Mesh
 
 E_ADDRESS = "200:7670::11"
 F_ADDRESS = "200:7670::12"
@@ -28,10 +28,7 @@ def test_tls_off_range(lab: Mesh, site: SiteFactory) -> None:
     f = site("f", F_ADDRESS, sidecar_yaml=SECURE_RANGE_TLS_OFF)
     erin, frank = e.user("erin"), f.user("frank")
 
-    erin.send(frank.jid, "plaintext inside the range")
-    frank.wait_message("plaintext inside the range")
-    frank.send(erin.jid, "and back")
-    erin.wait_message("and back")
+    messages_both_ways(erin, frank, "plaintext inside the range", "and back")
 
     assert f"Dialling {f.domain} at [{F_ADDRESS}]:5269 without TLS" in e.server.log_text()
     assert f"Trusting {f.domain} at [{F_ADDRESS}] (any)" in e.server.log_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .conftest import SiteFactory
-from .lab import LOOKUP_URL, CertificateAuthority
+from .servers import LOOKUP_URL, LabCa
 
 A_ADDRESS = "200:7670::a"
 B_ADDRESS = "200:7670::b"
@@ -61,7 +61,7 @@ def test_unanswering_sidecar_does_not_block_the_server(site: SiteFactory) -> Non
 
 
 def test_other_domains_federate_while_the_sidecar_is_down(
-    site: SiteFactory, private_ca: CertificateAuthority
+    site: SiteFactory, private_ca: LabCa
 ) -> None:
     a = site("a", A_ADDRESS, trusted=private_ca)
     b = site("b", B_ADDRESS)

@@ -14,10 +14,10 @@ from collections import Counter
 
 import pytest
 
-from v6alt.lab.xmpp_users import XmppUser
+from v6alt.lab.xmpp.users import XmppUser
 
 from .conftest import Site, SiteFactory
-from .lab import Mesh, wait_until
+from .servers import Mesh, wait_until
 
 A_ADDRESS = "200:7670::a"
 B_ADDRESS = "200:7670::b"

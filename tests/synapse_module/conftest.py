@@ -7,41 +7,37 @@ openssl) is a failure, not a skip.
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-# Helpers beside the tests. This directory has no __init__.py on purpose: as a
-# package named "synapse" it would shadow the real Synapse.
-sys.path.insert(0, str(Path(__file__).parent))
+from v6alt.lab.dns_recorder import start_dns_recorder
+from v6alt.lab.netns import FlatNet
 
-from v6s_homeserver import Homeserver
-from v6s_netns import Mesh
+from .homeserver import Homeserver, flat_mesh
 
 
 @pytest.fixture(scope="session")
-def mesh() -> Iterator[Mesh]:
+def mesh() -> Iterator[FlatNet]:
     """Hosts on one 200::/7 link: a and b (the documented pair), c (SSRF and
     enforce), d (wrong-peer proxy), e and f (a `tls: off` secure range), g
     (a second source address), h (a range without certificate trust, notaries),
     i (quick federation retries, for backoff recovery), j to m (secure ranges for
     a DNS server name)."""
-    with Mesh(("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m")) as m:
-        yield m
+    yield from flat_mesh(tuple("abcdefghijklm"), tag=str(os.getpid() % 100000))
 
 
 @pytest.fixture(scope="session")
 def pair(
-    mesh: Mesh, tmp_path_factory: pytest.TempPathFactory
+    mesh: FlatNet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Homeserver, Homeserver]]:
     """Homeservers A and B with the documented homeserver.yaml snippet."""
     a = Homeserver(mesh["a"], tmp_path_factory.mktemp("hs-a"))
     b = Homeserver(mesh["b"], tmp_path_factory.mktemp("hs-b"))
     try:
         for hs in (a, b):
-            hs.host.start_dns_recorder(hs.dns_log)
+            start_dns_recorder(hs.host, hs.dns_log)
             hs.prepare()
             hs.spawn()
         for hs in (a, b):
@@ -63,7 +59,7 @@ def start_homeservers(
 
     def start(*servers: Homeserver) -> list[Homeserver]:
         for hs in servers:
-            hs.host.start_dns_recorder(hs.dns_log, hs.dns_records)
+            start_dns_recorder(hs.host, hs.dns_log, hs.dns_records)
             hs.prepare()
             hs.spawn()
             started.append(hs)

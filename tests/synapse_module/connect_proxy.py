@@ -1,6 +1,6 @@
 """An HTTP CONNECT proxy for the wrong-peer TLS test.
 
-``python v6s_connect_proxy.py ADDRESS PORT LOG``: listens on [ADDRESS]:PORT,
+``python connect_proxy.py ADDRESS PORT LOG``: listens on [ADDRESS]:PORT,
 answers ``CONNECT host:port`` by dialling the host (a v6.alt name is decoded
 with the v6alt codec) and relaying bytes both ways; every CONNECT target is
 appended to LOG. A homeserver that uses it sees the proxy, not the server
@@ -60,10 +60,10 @@ def handle(client: socket.socket, log_path: str) -> None:
 
 
 def start(host: Any, port: int, log: Path) -> subprocess.Popen[str]:
-    """Run the proxy on ``host``'s address (a v6s_netns Host) and wait until it listens."""
+    """Run the proxy on ``host``'s address (a FlatHost) and wait until it listens."""
     log.touch()
     proxy = subprocess.Popen(
-        [*host.exec_prefix(), sys.executable, __file__, str(host.address), str(port), str(log)],
+        host.argv([sys.executable, __file__, str(host.address), str(port), str(log)]),
         stdout=subprocess.PIPE,
         text=True,
     )

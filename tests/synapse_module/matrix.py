@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from v6s_homeserver import Homeserver, quote
+from .homeserver import Homeserver, quote
 
 
 def messages(hs: Homeserver, token: str, room_id: str) -> list[Any]:

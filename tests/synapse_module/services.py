@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from v6s_netns import run
+from v6alt.lab.netns import run
 
+COMMAND_TIMEOUT = 120.0
 PG_USER = "v6s"
 PG_DATABASE = "synapse"
 
@@ -53,8 +54,9 @@ class Postgres:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.directory, "postgres")
         shutil.chown(self.socket_dir, "postgres")
-        run("runuser", "-u", "postgres", "--", _postgres_bin("initdb"), "-D", str(self.data),
-            "-A", "trust", "-U", PG_USER, "--encoding=UTF8", "--locale=C")  # fmt: skip
+        run(["runuser", "-u", "postgres", "--", _postgres_bin("initdb"), "-D", str(self.data),
+             "-A", "trust", "-U", PG_USER, "--encoding=UTF8", "--locale=C"],
+            timeout=COMMAND_TIMEOUT)  # fmt: skip
         log = open(self.directory / "postgres.log", "wb")  # noqa: SIM115 (the server keeps it)
         self.process = subprocess.Popen(
             ["runuser", "-u", "postgres", "--", _postgres_bin("postgres"), "-D", str(self.data),
@@ -65,8 +67,9 @@ class Postgres:
         log.close()
         socket = self.socket_dir / f".s.PGSQL.{self.port}"
         _wait("PostgreSQL", socket.exists)
-        run(_postgres_bin("createdb"), "-h", str(self.socket_dir), "-p", str(self.port),
-            "-U", PG_USER, "-E", "UTF8", "--locale=C", "-T", "template0", PG_DATABASE)  # fmt: skip
+        run([_postgres_bin("createdb"), "-h", str(self.socket_dir), "-p", str(self.port),
+             "-U", PG_USER, "-E", "UTF8", "--locale=C", "-T", "template0", PG_DATABASE],
+            timeout=COMMAND_TIMEOUT)  # fmt: skip
         return self
 
     def synapse_database(self) -> dict[str, object]:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver
-from v6s_matrix import has_message, send, shared_room
-from v6s_netns import Mesh
+from v6alt.lab.netns import FlatNet
+
+from .homeserver import Homeserver
+from .matrix import has_message, send, shared_room
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ DELIVERY_TIMEOUT_S = 90.0
 
 @pytest.fixture(scope="module")
 def x_server(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Homeserver, str]:

@@ -12,11 +12,13 @@ import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 import yaml
-from v6s_homeserver import Homeserver, log_config, render_config
-from v6s_netns import Mesh
 
 from v6alt.config import Config
+from v6alt.lab import LabError
+from v6alt.lab.netns import FlatNet
 from v6alt.synapse_module import V6AltFederation
+
+from .homeserver import Homeserver, log_config, render_config
 
 pytestmark = pytest.mark.integration
 
@@ -83,13 +85,13 @@ def test_parse_config_returns_the_frozen_core_config() -> None:
 
 
 def test_non_canonical_own_server_name_stops_start_up(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     host = mesh["h"]
     hs = Homeserver(host, tmp_path_factory.mktemp("hs-upper"))
     hs.extra = {"server_name": hs.server_name.upper()}
-    with pytest.raises(RuntimeError, match="exited at start-up"):
+    with pytest.raises(LabError, match="exited at start-up"):
         start_homeservers(hs)
     assert "is not the canonical v6.alt name" in hs.output_tail(200)

@@ -13,10 +13,10 @@ import re
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver, quote
-from v6s_matrix import has_message, send, shared_room
-
 from v6alt.codec import decode
+
+from .homeserver import Homeserver, quote
+from .matrix import has_message, send, shared_room
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ from ipaddress import IPv6Address
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver, quote
-from v6s_netns import Mesh, run
+from v6alt.lab.netns import FlatNet, run
+
+from .homeserver import Homeserver, quote
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def _profile(hs: Homeserver, token: str, user_id: str) -> tuple[int, object]:
 
 @pytest.fixture(scope="module")
 def servers(
-    mesh: Mesh,
+    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
     users: dict[str, str],
     start_homeservers: Callable[..., list[Homeserver]],
@@ -40,8 +41,8 @@ def servers(
     if SECOND_ADDRESS not in g_host.addresses:
         g_host.add_address(SECOND_ADDRESS)
     for target in (b.address, c_host.address):
-        run("ip", "-n", g_host.namespace, "route", "replace", f"{target}/128",
-            "dev", g_host.interface, "src", str(SECOND_ADDRESS))  # fmt: skip
+        run(["ip", "-n", g_host.netns, "route", "replace", f"{target}/128",
+             "dev", g_host.ifname, "src", str(SECOND_ADDRESS)])  # fmt: skip
     g, c = start_homeservers(
         Homeserver(g_host, tmp_path_factory.mktemp("hs-g")),
         Homeserver(

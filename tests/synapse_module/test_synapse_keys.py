@@ -13,15 +13,16 @@ from collections.abc import Callable
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver, quote
-from v6s_netns import Mesh
+from v6alt.lab.netns import FlatNet
+
+from .homeserver import Homeserver, quote
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def k_server(
-    mesh: Mesh,
+    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,

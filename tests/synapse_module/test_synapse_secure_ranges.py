@@ -26,10 +26,11 @@ from subprocess import Popen
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-import v6s_connect_proxy
-from v6s_homeserver import Homeserver, quote
-from v6s_matrix import has_message, send, shared_room
-from v6s_netns import Mesh
+from v6alt.lab.netns import FlatNet
+
+from . import connect_proxy
+from .homeserver import Homeserver, quote
+from .matrix import has_message, send, shared_room
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(
-    mesh: Mesh,
+    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
@@ -101,7 +102,7 @@ def servers(
             ),
         )
         # After M's DNS recorder: `ip netns exec` binds the resolv.conf at start.
-        proxy = v6s_connect_proxy.start(m, PROXY_PORT, m_data / "proxy.log")
+        proxy = connect_proxy.start(m, PROXY_PORT, m_data / "proxy.log")
         yield Servers(n, k_hs, l_hs, m_hs)
     finally:
         if proxy is not None:

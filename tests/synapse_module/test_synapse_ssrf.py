@@ -17,11 +17,11 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver, quote
-from v6s_netns import Mesh
-
 from v6alt.codec import encode
 from v6alt.ipranges import NEVER_DIAL_RANGES
+from v6alt.lab.netns import FlatNet
+
+from .homeserver import Homeserver, quote
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def spelled_out(server_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def c_server(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Homeserver, str]:
@@ -191,7 +191,7 @@ def test_non_canonical_origin_refused_inbound(pair: tuple[Homeserver, Homeserver
     a, b = pair
     for origin in (a.server_name.upper(), spelled_out(a.server_name)):
         mark = b.log_mark()
-        body = _raw_federation_get(a.host.namespace, b, origin)
+        body = _raw_federation_get(a.host.netns, b, origin)
         assert "Non-canonical v6.alt origin" in body, body
         b.wait_for_log(
             rf"v6alt: refused inbound origin '{re.escape(origin)}': non-canonical", start=mark

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-import v6s_connect_proxy
-from v6s_homeserver import Homeserver, quote
-from v6s_netns import Mesh
+from v6alt.lab.netns import FlatNet
+
+from . import connect_proxy
+from .homeserver import Homeserver, quote
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +34,14 @@ def _profile(hs: Homeserver, token: str, user_id: str) -> tuple[int, object]:
 
 @pytest.fixture(scope="module")
 def proxied_d(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Homeserver, str, Path]]:
     host = mesh["d"]
     data = tmp_path_factory.mktemp("hs-d")
     proxy_log = data / "proxy.log"
-    proxy = v6s_connect_proxy.start(host, PROXY_PORT, proxy_log)
+    proxy = connect_proxy.start(host, PROXY_PORT, proxy_log)
     try:
         env = {"HTTPS_PROXY": f"http://[{host.address}]:{PROXY_PORT}", "NO_PROXY": ""}
         (d,) = start_homeservers(Homeserver(host, data, env=env))
@@ -71,7 +72,7 @@ def test_wrong_peer_address_fails_the_handshake(
 
 @pytest.fixture(scope="module")
 def ca_only_h(
-    mesh: Mesh,
+    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
@@ -107,7 +108,7 @@ def test_range_without_certificate_trust_uses_ca_verification(
 
 @pytest.fixture(scope="module")
 def plain_pair(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Homeserver, Homeserver, dict[str, str]]:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6s_homeserver import Homeserver
-from v6s_matrix import has_message, send, shared_room
-from v6s_netns import Mesh
-from v6s_services import Postgres, Redis
+from v6alt.lab.netns import FlatNet
+
+from .homeserver import Homeserver
+from .matrix import has_message, send, shared_room
+from .services import Postgres, Redis
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ SENDER = "fedsender1"
 
 @pytest.fixture(scope="module")
 def worker_deployment(
-    mesh: Mesh,
+    mesh: FlatNet,
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Homeserver, Path, str]]:
