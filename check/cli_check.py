@@ -137,7 +137,9 @@ def _options(args: argparse.Namespace, streams: Streams) -> object:
         try:
             policy = Policy(load_config(args.config))
         except ConfigError as exc:
-            raise UsageError(f"--config {args.config}: {exc}") from None
+            # A whole-file error already starts with the file name.
+            where = f"--config {args.config}: " if exc.path else "--config "
+            raise UsageError(f"{where}{exc}") from None
     return Options(
         timeout=args.timeout,
         resolver=getattr(args, "resolver", None),

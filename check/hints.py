@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import Any, Final
 
 from v6alt.codec import encode
+from v6alt.ipranges import CJDNS, GLOBAL_UNICAST, NEVER_DIAL_RANGES, YGGDRASIL
 from v6alt.names import is_v6alt
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "key_valid_until",
     "never_dial",
     "no_addresses",
+    "refusal_fix",
     "stream_refused",
     "synapse_blocklist",
     "tcp_failed",
@@ -38,24 +42,113 @@ def canonical_name(given: str, canonical: str) -> str:
     )
 
 
-def never_dial(name: str, address: IPv6Address | IPv4Address, rule: str) -> str:
+@dataclass(frozen=True)
+class Fix:
+    """The v6alt config setting that makes the policy dial a refused address.
+
+    ``setting`` is how the hint words it; ``config`` is that setting as a
+    fragment of the config file (the tests apply it and dial again).
+    """
+
+    setting: str
+    config: dict[str, Any]
+    lab_only: bool = False
+
+
+# The policy's refusal rule ids (v6alt.policy.rule_ids) that are not a never-dial range.
+CJDNS_OFF: Final = "cjdns_off"
+OUTSIDE_ALLOW: Final = "outside_allow"
+_MESH_RANGES: Final = (YGGDRASIL, GLOBAL_UNICAST, CJDNS)
+
+
+def _never_dial_range(address: IPv6Address) -> IPv6Network | None:
+    containing = [s.network for s in NEVER_DIAL_RANGES if address in s.network]
+    return max(containing, key=lambda n: n.prefixlen) if containing else None
+
+
+def refusal_fix(address: IPv6Address, rule_id: str) -> Fix:
+    """The setting that lifts the policy's refusal (rule ``rule_id``) of ``address``."""
+    if rule_id == CJDNS_OFF:
+        return Fix("ranges.cjdns: true", {"ranges": {"cjdns": True}})
+    if rule_id == OUTSIDE_ALLOW:
+        known = [n for n in _MESH_RANGES if address in n]
+        network = known[0] if known else IPv6Network(f"{address}/64", strict=False)
+        if network == CJDNS:
+            return Fix("ranges.cjdns: true", {"ranges": {"cjdns": True}})
+        return Fix(
+            f'"{network}" to ranges.allow',
+            {"ranges": {"allow": [str(YGGDRASIL), str(GLOBAL_UNICAST), str(network)]}},
+        )
+    guard = _never_dial_range(address)
+    network = guard if guard is not None else IPv6Network(f"{address}/128")
+    return Fix(
+        f'ranges.unsafe_allow: ["{network}"]',
+        {"ranges": {"unsafe_allow": [str(network)]}},
+        lab_only=True,
+    )
+
+
+def never_dial(
+    name: str, address: IPv6Address | IPv4Address, rule: str, rule_id: str | None = None
+) -> str:
+    """What to change when the policy refuses ``address`` (``rule``, ``rule_id``)."""
     if address.version == 4:
         return (
             f"{name} points at {address}, a non-global IPv4 address that federation never "
             "dials (Synapse's blocklist): use a public address or a v6.alt name"
         )
+    assert isinstance(address, IPv6Address)
+    if rule_id is None:  # the rule text names the case
+        rule_id = (
+            CJDNS_OFF
+            if "ranges.cjdns" in rule
+            else OUTSIDE_ALLOW
+            if "outside ranges.allow" in rule
+            else "never_dial"
+        )
+    fix = refusal_fix(address, rule_id)
+    if rule_id == CJDNS_OFF or fix.setting == "ranges.cjdns: true":
+        return (
+            f"{name} points at {address}, a cjdns address, which the v6alt config does not "
+            f"allow ({rule}): set {fix.setting} there (Synapse peers also need fc00::/8 in "
+            "ip_range_whitelist)"
+        )
+    if not fix.lab_only:
+        return (
+            f"{name} points at {address}, outside the ranges the v6alt config allows "
+            f"({rule}): add {fix.setting} if peers there are meant to be reached"
+        )
     return (
         f"{name} points at {address}, which is never dialled ({rule}); use the name of a "
-        "mesh address (200::/7 Yggdrasil, 2000::/3 global) or, for a lab only, lift the "
-        "range with ranges.unsafe_allow in the v6alt config"
+        "mesh address (200::/7 Yggdrasil, 2000::/3 global, fc00::/8 cjdns) or, for a lab "
+        f"only, lift the range with {fix.setting} in the v6alt config"
     )
 
 
-def synapse_blocklist(address: IPv6Address | IPv4Address, network: str) -> str:
+def synapse_blocklist(
+    address: IPv6Address | IPv4Address, network: str, allowlist_entry: str | None = None
+) -> str:
+    """Synapse's default blocklist holds ``network``; ``allowlist_entry`` is the
+    narrowest range to list instead (fc00::/8 for cjdns: fc00::/7 holds ULA too)."""
+    entry = allowlist_entry or network
+    wider = (
+        f" (not {network}, which would also let Synapse dial {_rest_of(network, entry)})"
+        if entry != network
+        else ""
+    )
     return (
         f"Synapse's default ip_range_blacklist has {network}: every Synapse peer that should "
-        f"reach {address} must list {network} in ip_range_whitelist"
+        f"reach {address} must list {entry} in ip_range_whitelist{wider}"
     )
+
+
+def _rest_of(network: str, entry: str) -> str:
+    outer, inner = IPv6Network(network), IPv6Network(entry)
+    if inner.subnet_of(outer) and inner.prefixlen == outer.prefixlen + 1:
+        sibling = next(n for n in outer.subnets(new_prefix=inner.prefixlen) if n != inner)
+        name = next((s.name for s in NEVER_DIAL_RANGES if s.network == sibling), None)
+        return f"{name} {sibling}" if name else str(sibling)
+    return f"the rest of {network}"
 
 
 def tcp_failed(

@@ -8,14 +8,14 @@ import os
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
-import yaml
-
+from v6alt.cli_common import UsageError
 from v6alt.codec import encode
-from v6alt.config import Config, ConfigError, load_config, parse_config
+from v6alt.config import Config, ConfigError, parse_config
 from v6alt.errors import V6AltNameError
 from v6alt.hostinfo import HostInfoError, ip_route_get, mesh_kind, read_if_inet6, survey
 from v6alt.names import ServerName, is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
+from v6alt.yaml_file import read_yaml_file
 
 from . import local_hints as lh
 from .dns_client import TYPE_AAAA, DnsError, query
@@ -33,28 +33,47 @@ _PROBE = IPv6Address("200::1")  # fallback name for the sidecar DNS check
 def check_local(
     options: Options, homeserver_config: str | None, sidecar_config: str | None
 ) -> Report:
+    """Check this host's setup.
+
+    A file that cannot be read as YAML (missing, unreadable, binary, too
+    large or too deeply nested, a syntax error) is bad input, not a finding:
+    :class:`UsageError` (exit 2), before anything is checked.
+    """
+    path = homeserver_config
+    if path is None and os.path.exists(DEFAULT_HOMESERVER_CONFIG):
+        path = DEFAULT_HOMESERVER_CONFIG
+    homeserver = None
+    if path is not None:
+        option = "--homeserver-config" if homeserver_config is not None else "homeserver config"
+        homeserver = _read(option, path, unique_keys=False)
+    sidecar = None
+    if sidecar_config is not None:
+        sidecar = _read("--sidecar-config", sidecar_config, unique_keys=True)
     report = Report("local", "this host")
-    server = _homeserver(report, options, homeserver_config)
-    _sidecar(report, options, sidecar_config)
+    server = _homeserver(report, options, path, homeserver)
+    _sidecar(report, options, sidecar_config, sidecar)
     _source(report, server)
     return report
 
 
-def _homeserver(report: Report, options: Options, path: str | None) -> ServerName | None:
-    if path is None:
-        if not os.path.exists(DEFAULT_HOMESERVER_CONFIG):
-            report.add_new(
-                "homeserver.config",
-                Status.SKIP,
-                f"no {DEFAULT_HOMESERVER_CONFIG} (give --homeserver-config PATH)",
-            )
-            return None
-        path = DEFAULT_HOMESERVER_CONFIG
+def _read(option: str, path: str, *, unique_keys: bool) -> object:
     try:
-        with open(path, encoding="utf-8") as stream:
-            data = yaml.safe_load(stream)
-    except (OSError, yaml.YAMLError) as exc:
-        report.add_new("homeserver.config", Status.FAIL, f"{path}: {exc}", lh.unreadable(path))
+        # Synapse itself reads homeserver.yaml with PyYAML's safe_load, which
+        # keeps the last of duplicate keys: so does this check.
+        return read_yaml_file(path, unique_keys=unique_keys)
+    except ConfigError as exc:
+        raise UsageError(f"check local: {option} {exc}") from None
+
+
+def _homeserver(
+    report: Report, options: Options, path: str | None, data: object
+) -> ServerName | None:
+    if path is None:
+        report.add_new(
+            "homeserver.config",
+            Status.SKIP,
+            f"no {DEFAULT_HOMESERVER_CONFIG} (give --homeserver-config PATH)",
+        )
         return None
     if not isinstance(data, dict):
         report.add_new(
@@ -228,9 +247,9 @@ def _covers(bind: object, address: IPv6Address) -> bool:
         return False
 
 
-def _sidecar(report: Report, options: Options, path: str | None) -> None:
+def _sidecar(report: Report, options: Options, path: str | None, data: object) -> None:
     try:
-        config = load_config(path) if path is not None else parse_config(None)
+        config = parse_config(data)
     except ConfigError as exc:
         report.add_new("sidecar.config", Status.FAIL, f"{path}: {exc}", lh.sidecar_config(str(exc)))
         return
@@ -335,12 +354,15 @@ def _source(report: Report, server: ServerName | None) -> None:
             if check.source
             else f"towards {check.network}: no route ({check.no_route_reason})"
         )
+        if check.never_dial is not None:
+            summary += f", which peers never dial ({check.never_dial})"
         if check.warning is None:
             report.add_new("source.kernel", Status.PASS if check.source else Status.INFO, summary)
         else:
             status = (
                 Status.FAIL
-                if expected is not None and check.kind is mesh_kind(expected)
+                if check.never_dial is not None
+                or (expected is not None and check.kind is mesh_kind(expected))
                 else Status.WARN
             )
             report.add_new("source.kernel", status, summary, check.warning)

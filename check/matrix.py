@@ -129,7 +129,9 @@ def _policy_checks(report: Report, target: Target, verdict: AddressVerdict, name
             "policy.synapse_blocklist",
             Status.WARN,
             f"{target.address} is in Synapse's default blocklist ({verdict.synapse_blocklist})",
-            hints.synapse_blocklist(target.address, verdict.synapse_blocklist),
+            hints.synapse_blocklist(
+                target.address, verdict.synapse_blocklist, verdict.synapse_allowlist_entry
+            ),
             target=where,
         )
     return True

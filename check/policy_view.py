@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Final
 
+from v6alt.ipranges import CJDNS
 from v6alt.names import ServerName
 from v6alt.policy import Policy, Trust
 
@@ -52,6 +53,11 @@ class AddressVerdict:
     trust: str  # Trust value, or "ca" for IPv4
     secure_range: str | None
     synapse_blocklist: str | None
+    # The policy's rule identifier (v6alt.policy.rule_ids), "" for IPv4.
+    rule_id: str = ""
+    # What Synapse peers must list in ip_range_whitelist: the narrower of the
+    # blocklist range and the v6alt range that allows the address.
+    synapse_allowlist_entry: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -80,7 +86,23 @@ def judge_address(
         decision.trust.value,
         str(secure.network) if secure is not None else None,
         _text(blocked),
+        decision.rule_id,
+        _allowlist_entry(policy, address, blocked),
     )
+
+
+def _allowlist_entry(
+    policy: Policy, address: IPv6Address, blocked: IPv4Network | IPv6Network | None
+) -> str | None:
+    """The narrowest range to put on Synapse's allowlist for ``address``: the v6alt
+    range that allows it when that lies inside the blocklist range (fc00::/8 inside
+    fc00::/7, which also holds ULA), else the blocklist range."""
+    if not isinstance(blocked, IPv6Network):
+        return _text(blocked)
+    ranges = policy.config.ranges
+    allowing = [*ranges.allow, *ranges.unsafe_allow, *([CJDNS] if ranges.cjdns else [])]
+    inside = [n for n in allowing if address in n and n.subnet_of(blocked)]
+    return str(max(inside, key=lambda n: n.prefixlen)) if inside else str(blocked)
 
 
 def _text(network: IPv4Network | IPv6Network | None) -> str | None:
@@ -95,7 +117,7 @@ def report_refused(report: Report, target: Target, verdict: AddressVerdict, name
         "policy",
         Status.FAIL,
         f"{target.address}: {verdict.rule}; not dialled",
-        hints.never_dial(name, target.address, verdict.rule),
+        hints.never_dial(name, target.address, verdict.rule, verdict.rule_id or None),
         target=target.label,
     )
     return True

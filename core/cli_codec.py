@@ -11,16 +11,22 @@ import argparse
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Final, TextIO
 
 from .cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, UsageError, add_command
 from .codec import decode, encode, to_address
-from .errors import V6AltNameError
+from .errors import EXCERPT_LIMIT, V6AltNameError
 
-__all__ = ["register_decode", "register_encode"]
+__all__ = ["MAX_ITEM_LENGTH", "register_decode", "register_encode"]
 
 STDIN_MARK: Final = "-"
+#: The longest item (a line of stdin, or an argument) that is converted; a
+#: name has at most 253 characters, an address 47 with brackets. A longer
+#: line is one bad item, read through in chunks, never held whole.
+MAX_ITEM_LENGTH: Final = 1024
+_SKIP_CHUNK: Final = 1 << 16
 # Printable ASCII without quote or backslash is its own JSON string body.
 _JSON_PLAIN: Final = re.compile(r"[ !#-\[\]-~]*")
 
@@ -28,8 +34,31 @@ _JSON_PLAIN: Final = re.compile(r"[ !#-\[\]-~]*")
 Converter = Callable[[str], IPv6Address]
 
 _BULK_HELP: Final = (
-    "'-' as the only argument reads one item per line from stdin (blank lines skipped)"
+    "'-' as the only argument reads one item per line from stdin (blank lines skipped;"
+    f" lines over {MAX_ITEM_LENGTH} characters are bad items)"
 )
+
+
+@dataclass(frozen=True)
+class _Overlong:
+    """An item longer than :data:`MAX_ITEM_LENGTH`: only its start is kept."""
+
+    start: str
+    length: int
+
+    @property
+    def shown(self) -> str:
+        return f"{self.start[:EXCERPT_LIMIT]!r}..."
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"a line of {self.length:,} characters; no name or address is longer "
+            f"than {MAX_ITEM_LENGTH}"
+        )
+
+
+Item = str | _Overlong
 
 
 def _epilog(output_note: str, example: str) -> str:
@@ -97,23 +126,43 @@ def _run_decode(args: argparse.Namespace, streams: Streams) -> int:
     return convert_items(items, converter, streams, as_json=args.json, print_name=False)
 
 
-def _items(arguments: list[str], stdin: TextIO) -> Iterable[str]:
+def _items(arguments: list[str], stdin: TextIO) -> Iterable[Item]:
     if STDIN_MARK not in arguments:
-        return arguments
+        return [_bounded(a) for a in arguments]
     if len(arguments) != 1:
         raise UsageError("'-' (read items from stdin) must be the only argument")
     return _stdin_items(stdin)
 
 
-def _stdin_items(stdin: TextIO) -> Iterator[str]:
-    for line in stdin:
-        item = line.strip()
-        if item:
-            yield item
+def _bounded(text: str) -> Item:
+    return text if len(text) <= MAX_ITEM_LENGTH else _Overlong(text[:MAX_ITEM_LENGTH], len(text))
+
+
+def _stdin_items(stdin: TextIO) -> Iterator[Item]:
+    """One item per line, each read with a bounded length (constant memory)."""
+    while True:
+        line = stdin.readline(MAX_ITEM_LENGTH + 1)
+        if not line:
+            return
+        if len(line) > MAX_ITEM_LENGTH and not line.endswith("\n"):
+            length = len(line)
+            while True:  # read the rest of the line through, keeping nothing
+                chunk = stdin.readline(_SKIP_CHUNK)
+                if not chunk:
+                    break
+                if chunk.endswith("\n"):
+                    length += len(chunk) - 1
+                    break
+                length += len(chunk)
+            yield _Overlong(line.lstrip()[:MAX_ITEM_LENGTH], length)
+            continue
+        stripped = line.strip()
+        if stripped:
+            yield stripped
 
 
 def convert_items(
-    items: Iterable[str],
+    items: Iterable[Item],
     convert: Converter,
     streams: Streams,
     *,
@@ -130,6 +179,13 @@ def convert_items(
     failed = False
     separator = "[\n"
     for item in items:
+        if isinstance(item, _Overlong):
+            failed = True
+            streams.error(item.shown, item.reason)
+            if as_json:
+                write(separator + json.dumps({"input": item.shown, "error": item.reason}))
+                separator = ",\n"
+            continue
         try:
             address = convert(item)
         except V6AltNameError as exc:

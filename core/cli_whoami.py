@@ -142,6 +142,7 @@ def report_to_json(report: HostReport) -> dict[str, Any]:
                 "name": _name(check.source),
                 "interface": check.route.interface if check.route is not None else None,
                 "no_route": check.no_route_reason,
+                "never_dial": check.never_dial,
                 "warning": check.warning,
             }
             for check in report.sources

@@ -249,6 +249,12 @@ def _split_name(name: str) -> str:
     host = name[:-1] if name.endswith(".") else name
     lowered = host.lower()
     if not lowered.endswith(SUFFIX):
+        before, colon, port = host.rpartition(":")
+        if colon and port.isdigit() and before.lower().rstrip(".").endswith(SUFFIX):
+            raise V6AltNameError(
+                f"{name!r} ends in a port (':{port}'), which is not part of a host name; "
+                f"give the name alone: {before!r}"
+            )
         raise V6AltNameError(f"{name!r} is not under .v6.alt")
     rest = host[: -len(SUFFIX)]
     label = rest.rpartition(".")[2]

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, Final, Literal
 
-import yaml
-
 from . import config_fields as fields
 from .config_fields import ConfigError, ConfigPath, Endpoint, format_path
 from .ipranges import GLOBAL_UNICAST, YGGDRASIL, never_dial_containing
+from .yaml_file import read_yaml_file
 
 TlsMode = Literal["required", "off"]
 InboundIpBinding = Literal["off", "log", "enforce"]
@@ -261,56 +260,10 @@ def parse_config(data: object) -> Config:
 # --- files -----------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: PyYAML would keep the last one
-    silently, hiding half of what the user wrote."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:  # unhashable; construct_mapping reports it
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a YAML config file; an empty file gives the defaults."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError((), f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError((), f"{name}: is a directory, not a config file") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError((), f"{name}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise ConfigError((), f"{name}: cannot read: {e.strerror}") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        raise ConfigError((), f"{name}: {_yaml_reason(e)}") from None
-    return parse_config(data)
+    """Read and validate a YAML config file; an empty file gives the defaults.
 
-
-def _yaml_reason(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    if mark is None:
-        return f"YAML error: {problem}"
-    return f"YAML error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    The file is read within bounds (:func:`v6alt.yaml_file.read_yaml_file`):
+    every problem is a :class:`ConfigError`, never a traceback.
+    """
+    return parse_config(read_yaml_file(path))

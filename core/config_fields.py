@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_network
 from typing import Final
 
-from .errors import V6AltError
+from .errors import EXCERPT_LIMIT, V6AltError, excerpt
 
 __all__ = [
     "ConfigError",
@@ -58,15 +58,22 @@ class ConfigError(V6AltError):
         super().__init__(f"{where}: {reason}" if where else reason)
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= EXCERPT_LIMIT else f"{text[:EXCERPT_LIMIT]}..."
+
+
 def describe(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return f"{type(value).__name__} {value!r}"
+        text = repr(value)
+        if len(text) > EXCERPT_LIMIT:
+            text = f"{text[:EXCERPT_LIMIT]}... ({len(text):,} digits)"
+        return f"{type(value).__name__} {text}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {excerpt(value)}"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, (list, tuple)):
@@ -83,8 +90,12 @@ def mapping(value: object, path: ConfigPath, keys: Sequence[str]) -> Mapping[str
         raise ConfigError(path, f"{what}, got {describe(value)}")
     for key in value:
         if not isinstance(key, str):
-            raise ConfigError(path, f"key {key!r} is not a string")
+            raise ConfigError(path, f"key {_cut(repr(key))} is not a string")
         if key not in keys:
+            if len(key) > EXCERPT_LIMIT:
+                raise ConfigError(
+                    path, f"unknown key {excerpt(key)}; known keys: {', '.join(keys)}"
+                )
             hint = difflib.get_close_matches(key, keys, n=1)
             known = f"did you mean {hint[0]!r}?" if hint else "known keys: " + ", ".join(keys)
             raise ConfigError((*path, key), f"unknown key; {known}")
@@ -94,7 +105,9 @@ def mapping(value: object, path: ConfigPath, keys: Sequence[str]) -> Mapping[str
 def sequence(value: object, path: ConfigPath, items: str) -> Sequence[object]:
     if isinstance(value, list):
         return value
-    example = f' (write ["{value}"])' if isinstance(value, str) else ""
+    example = (
+        f' (write ["{value}"])' if isinstance(value, str) and len(value) <= EXCERPT_LIMIT else ""
+    )
     raise ConfigError(path, f"expected a list of {items}, got {describe(value)}{example}")
 
 
@@ -118,19 +131,19 @@ def network(value: object, path: ConfigPath) -> IPv6Network:
     if not isinstance(value, str):
         raise ConfigError(path, f"expected a CIDR string such as '200::/7', got {describe(value)}")
     if "%" in value:
-        raise ConfigError(path, f"{value!r}: zone index not allowed in a CIDR")
+        raise ConfigError(path, f"{excerpt(value)}: zone index not allowed in a CIDR")
     try:
         network = ip_network(value, strict=False)
     except ValueError:
-        raise ConfigError(path, f"{value!r} is not an IPv6 network (CIDR)") from None
+        raise ConfigError(path, f"{excerpt(value)} is not an IPv6 network (CIDR)") from None
     if not isinstance(network, IPv6Network):
         raise ConfigError(
             path,
-            f"{value!r} is an IPv4 network; v6alt judges IPv6 addresses only "
+            f"{excerpt(value)} is an IPv4 network; v6alt judges IPv6 addresses only "
             "(IPv4 reached through ::ffff:0:0/96 is never dialled)",
         )
     if IPv6Address(value.partition("/")[0]) != network.network_address:
-        raise ConfigError(path, f"{value!r} has host bits set; did you mean '{network}'?")
+        raise ConfigError(path, f"{excerpt(value)} has host bits set; did you mean '{network}'?")
     return network
 
 
@@ -165,41 +178,50 @@ def endpoint(value: object, path: ConfigPath, *, default_port: int | None = None
     if value.startswith("["):
         end = value.find("]")
         if end < 0:
-            raise ConfigError(path, f"{value!r}: unclosed '[' in IPv6 literal")
+            raise ConfigError(path, f"{excerpt(value)}: unclosed '[' in IPv6 literal")
         host_text, rest = value[1:end], value[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise ConfigError(path, f"{value!r}: expected ':port' after ']', got {rest!r}")
+            raise ConfigError(
+                path, f"{excerpt(value)}: expected ':port' after ']', got {excerpt(rest)}"
+            )
         port_text = rest[1:] if rest else None
         if "%" in host_text:
-            raise ConfigError(path, f"{value!r}: zone index not supported")
+            raise ConfigError(path, f"{excerpt(value)}: zone index not supported")
         try:
             host = str(IPv6Address(host_text))
         except ValueError:
-            raise ConfigError(path, f"{value!r}: {host_text!r} is not an IPv6 address") from None
+            raise ConfigError(
+                path, f"{excerpt(value)}: {excerpt(host_text)} is not an IPv6 address"
+            ) from None
     else:
         host_text, sep, port_text = value.rpartition(":")
         if not sep:
             host_text, port_text = value, None
         if ":" in host_text:
             raise ConfigError(
-                path, f"{value!r}: an IPv6 address must be in brackets, e.g. '[::1]:5353'"
+                path, f"{excerpt(value)}: an IPv6 address must be in brackets, e.g. '[::1]:5353'"
             )
         try:
             host = str(IPv4Address(host_text))
         except ValueError:
             raise ConfigError(
-                path, f"{value!r}: host {host_text!r} is not an IP address (IPv6 in brackets)"
+                path,
+                f"{excerpt(value)}: host {excerpt(host_text)} is not an IP address "
+                "(IPv6 in brackets)",
             ) from None
     if port_text is None:
         if default_port is None:
-            raise ConfigError(path, f"{value!r} has no port; write host:port")
+            raise ConfigError(path, f"{excerpt(value)} has no port; write host:port")
         return host, default_port
     if not port_text or not set(port_text) <= _PORT_DIGITS:
-        raise ConfigError(path, f"{value!r}: port {port_text!r} is not a number")
+        raise ConfigError(path, f"{excerpt(value)}: port {excerpt(port_text)} is not a number")
     lowest = 0 if default_port is None else 1
     port = int(port_text) if len(port_text) <= 5 else 65536
     if not lowest <= port <= 65535:
-        raise ConfigError(path, f"{value!r}: port {port_text} is out of range {lowest}-65535")
+        raise ConfigError(
+            path,
+            f"{excerpt(value)}: port {_cut(port_text)} is out of range {lowest}-65535",
+        )
     return host, port
 
 

@@ -1,8 +1,13 @@
-"""The exception types of the public API."""
+"""The exception types of the public API, and how an error message quotes input."""
 
 from __future__ import annotations
 
-__all__ = ["V6AltError", "V6AltNameError"]
+from typing import Final
+
+__all__ = ["EXCERPT_LIMIT", "V6AltError", "V6AltNameError", "excerpt"]
+
+#: How many characters of a bad input an error message quotes at most.
+EXCERPT_LIMIT: Final = 64
 
 
 class V6AltError(Exception):
@@ -16,3 +21,11 @@ class V6AltNameError(V6AltError, ValueError):
     It subclasses :class:`ValueError` so callers that already catch that keep
     working.
     """
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """``repr(text)``, or for a longer text its first ``limit`` characters and
+    the length: an error message quotes input, never echoes it whole."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"

@@ -23,6 +23,7 @@ from typing import Final
 
 from .codec import encode
 from .errors import V6AltError
+from .ipranges import never_dial_rule
 
 __all__ = [
     "DEFAULT_PROBES",
@@ -149,6 +150,8 @@ class SourceCheck:
     ``candidates`` are this host's addresses in the range that could be a
     source; ``warning`` is set when peers would see another address than one
     of them (so the server name must follow the kernel's choice).
+    ``never_dial`` is the policy's rule when the source itself is an address
+    peers never dial (a ULA, say): no server name can work from it.
     """
 
     kind: MeshKind
@@ -157,6 +160,7 @@ class SourceCheck:
     no_route_reason: str | None
     candidates: tuple[LocalAddress, ...]
     warning: str | None
+    never_dial: str | None = None
 
     @property
     def network(self) -> IPv6Network:
@@ -285,7 +289,19 @@ def check_source(
                 f"towards {network} (this host also has {others}), "
                 f"so your server name must be {encode(source)}"
             )
-    return SourceCheck(kind, probe, route, no_route_reason, candidates, warning)
+    never_dial = never_dial_rule(source) if source is not None else None
+    if source is not None and never_dial is not None:
+        usable = [a for a in candidates if never_dial_rule(a.address) is None]
+        pin = (
+            f"ip -6 route change {network} dev {usable[0].interface} src {usable[0].address}"
+            if usable
+            else f"give this host an address in {network} and pin it on the route"
+        )
+        warning = (
+            f"towards {network} the kernel picks {source} as source, an address peers "
+            f"never dial ({never_dial}), so no server name works from it: {pin}"
+        )
+    return SourceCheck(kind, probe, route, no_route_reason, candidates, warning, never_dial)
 
 
 def _expected_source_warning(

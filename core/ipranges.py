@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Final, Generic, TypeVar
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "embedded_ipv4_6to4",
     "embedded_ipv4_nat64",
     "never_dial_containing",
+    "never_dial_rule",
     "range_name",
 ]
 
@@ -153,3 +154,26 @@ def never_dial_containing(network: IPv6Network) -> SpecialRange | None:
         ):
             best = special
     return best
+
+
+def never_dial_rule(address: IPv6Address) -> str | None:
+    """The built-in rule that refuses ``address`` (nothing lifted), in the
+    policy's words (``never-dial: ULA (fd00::/8)``), or None.
+
+    For callers that must not load the config (``v6alt whoami``); the
+    policy's decision for the default config gives the same rule.
+    """
+    best: SpecialRange | None = None
+    for special in NEVER_DIAL_RANGES:
+        if address in special.network and (
+            best is None or special.network.prefixlen > best.network.prefixlen
+        ):
+            best = special
+    if best is None:
+        return None
+    if best.embedded_ipv4 is not None:
+        ipv4 = best.embedded_ipv4(int(address))
+        if ipv4.is_global:
+            return None
+        return f"never-dial: {best.name} of non-global IPv4 {ipv4} ({best.network})"
+    return f"never-dial: {best.name} ({best.network})"

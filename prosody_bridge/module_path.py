@@ -15,7 +15,16 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from v6alt.cli_common import EXIT_CHECK_FAILED, EXIT_OK, Streams, SubParsers, add_command, dump_json
+from v6alt.cli_common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Streams,
+    SubParsers,
+    add_command,
+    dump_json,
+)
+from v6alt.errors import excerpt
 
 __all__ = ["MODULE_FILE", "install_module", "module_directory", "register", "unreachable_part"]
 
@@ -26,7 +35,8 @@ Use it in prosody.cfg.lua:
   plugin_paths = { "<the printed directory>" }
   modules_enabled = { ...; "v6alt" }
 
-exit status: 0 ok; 1 the module file is missing from the installation; 2 bad usage.
+exit status: 0 ok; 1 the module file is missing from the installation, or
+  copying failed; 2 bad usage, or a DIR that is not a directory.
 """
 
 
@@ -48,11 +58,34 @@ def unreachable_part(directory: Path) -> Path | None:
     return None
 
 
+def install_target_problem(text: str) -> str | None:
+    """Why ``--install TEXT`` cannot be a directory to install into, or None."""
+    if not text.strip():
+        return "an empty path; give the directory to install into"
+    path = Path(text)
+    for part in [path, *path.parents]:
+        try:
+            if part.is_dir():
+                return None
+        except OSError as error:
+            return f"cannot examine {part}: {error.strerror or error}"
+        if part.exists() or part.is_symlink():
+            which = "is" if part == path else f"lies under {part}, which is"
+            return (
+                f"{which} a file, not a directory"
+                if part.is_file()
+                else (f"{which} not a directory")
+            )
+    return None
+
+
 def install_module(target: Path) -> Path:
     """Copy mod_v6alt.lua and the libraries it loads into ``target`` (created
-    world-readable); return it."""
-    target.mkdir(parents=True, exist_ok=True)
-    target.chmod(0o755)
+    world-readable when it does not exist; an existing directory keeps its
+    mode); return it."""
+    if not target.is_dir():
+        target.mkdir(parents=True)
+        target.chmod(0o755)
     for source in sorted(module_directory().glob("*.lua")):
         destination = target / source.name
         shutil.copyfile(source, destination)
@@ -64,10 +97,15 @@ def _run(args: argparse.Namespace, io: Streams) -> int:
     directory = module_directory()
     present = (directory / MODULE_FILE).is_file()
     if present and args.install is not None:
+        problem = install_target_problem(args.install)
+        if problem is not None:
+            io.error("prosody-module-path", f"--install {excerpt(args.install, 256)}: {problem}")
+            return EXIT_USAGE
         try:
             directory = install_module(Path(args.install).resolve())
         except OSError as error:
-            io.error("prosody-module-path", f"cannot install into {args.install}: {error}")
+            reason = error.strerror or str(error)
+            io.error("prosody-module-path", f"cannot install into {args.install}: {reason}")
             return EXIT_CHECK_FAILED
     blocked = unreachable_part(directory) if present else None
     if blocked is not None:

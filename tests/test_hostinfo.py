@@ -227,14 +227,23 @@ def test_deprecated_or_other_range_addresses_do_not_warn() -> None:
 
 
 def test_source_outside_the_range_warns() -> None:
-    check = check_source(MeshKind.YGGDRASIL, PROBE, [local("200::5")], ygg_route("fd00::2"))
+    check = check_source(MeshKind.YGGDRASIL, PROBE, [local("200::5")], ygg_route("2a00::2"))
     assert check.warning is not None
-    assert "picks fd00::2, which is outside 200::/7 (this host has 200::5 there)" in check.warning
+    assert "picks 2a00::2, which is outside 200::/7 (this host has 200::5 there)" in check.warning
 
 
 def test_source_outside_the_range_without_local_addresses_is_no_warning() -> None:
-    check = check_source(MeshKind.YGGDRASIL, PROBE, [local("2a00::1")], ygg_route("fd00::2"))
+    check = check_source(MeshKind.YGGDRASIL, PROBE, [local("2a00::1")], ygg_route("2a00::2"))
     assert check.warning is None and check.candidates == ()
+
+
+@pytest.mark.parametrize("candidates", [["200::5"], ["2a00::1"]])
+def test_a_never_dial_source_always_warns_with_the_rule(candidates: list[str]) -> None:
+    addresses = [local(a) for a in candidates]
+    check = check_source(MeshKind.YGGDRASIL, PROBE, addresses, ygg_route("fd00::2"))
+    assert check.never_dial == "never-dial: ULA (fd00::/8)"
+    assert check.warning is not None
+    assert "picks fd00::2 as source, an address peers never dial (never-dial: ULA" in check.warning
 
 
 def test_no_route_is_no_warning_without_server_name() -> None:

@@ -87,12 +87,15 @@ def test_prosody_module_path_install_copies_the_module(private_copy: Path, tmp_p
     assert module_path.unreachable_part(target) is None or err != ""
 
 
-def test_prosody_module_path_install_reports_a_target_it_cannot_create(tmp_path: Path) -> None:
+def test_prosody_module_path_install_refuses_a_target_under_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     code, _, err = run_cli("prosody-module-path", "--install", str(blocker / "sub"))
-    assert code == 1
-    assert err.startswith(f"v6alt: prosody-module-path: cannot install into {blocker / 'sub'}")
+    assert code == 2
+    assert err == (
+        f"v6alt: prosody-module-path: --install {str(blocker / 'sub')!r}: lies under {blocker}, "
+        "which is a file, not a directory\n"
+    )
 
 
 def test_prosody_module_path_json() -> None:
