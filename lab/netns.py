@@ -274,9 +274,12 @@ class FlatNet:
     def __getitem__(self, name: str) -> FlatHost:
         return self.hosts[name]
 
-    def add_host(self, name: str, *addresses: IPv6Address | str, prefixlen: int = 64) -> FlatHost:
-        """A new host on the link with ``addresses`` (each ``/prefixlen``)."""
-        host = FlatHost(name, f"{self.prefix}{name}")
+    def add_host(
+        self, name: str, *addresses: IPv6Address | str, prefixlen: int = 64, ifname: str = "eth0"
+    ) -> FlatHost:
+        """A new host on the link, its end named ``ifname``, with ``addresses`` (each
+        ``/prefixlen``)."""
+        host = FlatHost(name, f"{self.prefix}{name}", ifname)
         port = f"p{len(self.hosts)}"
         self._add_netns(host.netns)
         add_veth(self.hub, port, host.netns, host.ifname)

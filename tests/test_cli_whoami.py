@@ -19,6 +19,7 @@ from v6alt.cli_common import Registrar
 from v6alt.cli_config import register_config
 from v6alt.cli_whoami import register_whoami
 from v6alt.hostinfo import HostInfoError, NoRouteError
+from v6alt.lab.netns import FlatNet
 
 # --- whoami (fixtures) -------------------------------------------------------------
 
@@ -160,19 +161,10 @@ def ip(*argv: str) -> None:
 def mesh_namespace() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root to create a network namespace")
-    name = f"v6cli-{os.getpid()}"
-    ip("netns", "add", name)
-    try:
-        ip("-n", name, "link", "set", "lo", "up")
-        ip("-n", name, "link", "add", "mesh0", "type", "veth", "peer", "name", "mesh1")
-        for link in ("mesh0", "mesh1"):
-            ip("-n", name, "link", "set", link, "up")
-        # A Yggdrasil node address (its /7 brings the 200::/7 route) and an
-        # address of the node's routed 300::/8 subnet on the same host.
-        ip("-n", name, "addr", "add", "200:1234::1/7", "dev", "mesh0", "nodad")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    with FlatNet(f"v6cli-{os.getpid()}-") as net:
+        # A Yggdrasil node address (its /7 brings the 200::/7 route); the test adds
+        # an address of the node's routed 300::/8 subnet on the same host.
+        yield net.add_host("a", "200:1234::1", prefixlen=7, ifname="mesh0").netns
 
 
 def whoami_in(namespace: str, *argv: str) -> subprocess.CompletedProcess[str]:

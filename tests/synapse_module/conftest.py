@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,24 @@ def start_homeservers(
         for hs in started:
             hs.stop()
             hs.host.stop()
+
+
+@pytest.fixture(scope="module")
+def homeserver_with_user(
+    mesh: FlatNet,
+    start_homeservers: Callable[..., list[Homeserver]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., tuple[Homeserver, str]]:
+    """``start(host, localpart, **settings)``: one more homeserver on the mesh host
+    ``host`` (``settings``: the launcher's, e.g. ``module_config``, ``extra``),
+    stopped when the module ends, and a user on it: (homeserver, access token)."""
+
+    def start(host: str, localpart: str, **settings: Any) -> tuple[Homeserver, str]:
+        data = tmp_path_factory.mktemp(f"hs-{host}")
+        (hs,) = start_homeservers(Homeserver(mesh[host], data, **settings))
+        return hs, hs.register(localpart)
+
+    return start
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from collections.abc import Callable
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6alt.lab.netns import FlatNet
 
 from .homeserver import Homeserver
 from .matrix import has_message, send, shared_room
@@ -27,16 +26,9 @@ DELIVERY_TIMEOUT_S = 90.0
 
 
 @pytest.fixture(scope="module")
-def x_server(
-    mesh: FlatNet,
-    start_homeservers: Callable[..., list[Homeserver]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Homeserver, str]:
+def x_server(homeserver_with_user: Callable[..., tuple[Homeserver, str]]) -> tuple[Homeserver, str]:
     quick_retries = {"max_long_retries": 1, "max_long_retry_delay": 500}
-    (x,) = start_homeservers(
-        Homeserver(mesh["i"], tmp_path_factory.mktemp("hs-x"), extra={"federation": quick_retries})
-    )
-    return x, x.register("xavier")
+    return homeserver_with_user("i", "xavier", extra={"federation": quick_retries})
 
 
 def test_queued_events_delivered_after_the_peer_returns(

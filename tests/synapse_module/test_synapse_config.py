@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ import yaml
 
 from v6alt.config import Config
 from v6alt.lab import LabError
+from v6alt.lab.matrix.files import HomeserverFiles
+from v6alt.lab.matrix.homeserver import synapse_command
 from v6alt.lab.netns import FlatNet
 from v6alt.synapse_module import V6AltFederation
 
@@ -63,7 +64,7 @@ def test_synapse_refuses_to_start_naming_the_key(
         yaml.safe_dump(render_config(_values(tmp_path), module_config=config))
     )
     result = subprocess.run(
-        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(tmp_path / "homeserver.yaml")],
+        synapse_command(HomeserverFiles(tmp_path, _values(tmp_path)["server_name"])),
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,7 +13,6 @@ from collections.abc import Callable
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
-from v6alt.lab.netns import FlatNet
 
 from .homeserver import Homeserver, quote
 
@@ -22,19 +21,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def k_server(
-    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
-    start_homeservers: Callable[..., list[Homeserver]],
-    tmp_path_factory: pytest.TempPathFactory,
+    homeserver_with_user: Callable[..., tuple[Homeserver, str]],
 ) -> tuple[Homeserver, str]:
     _, b = pair
     notaries = [{"server_name": b.server_name}, {"server_name": "matrix.org"}]
-    (k,) = start_homeservers(
-        Homeserver(
-            mesh["h"], tmp_path_factory.mktemp("hs-k"), extra={"trusted_key_servers": notaries}
-        )
-    )
-    return k, k.register("kim")
+    return homeserver_with_user("h", "kim", extra={"trusted_key_servers": notaries})
 
 
 def test_warns_once_about_unreachable_notaries(k_server: tuple[Homeserver, str]) -> None:

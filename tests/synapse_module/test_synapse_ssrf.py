@@ -19,7 +19,6 @@ import pytest
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 from v6alt.codec import encode
 from v6alt.ipranges import NEVER_DIAL_RANGES
-from v6alt.lab.netns import FlatNet
 
 from .homeserver import Homeserver, quote
 
@@ -70,23 +69,13 @@ def spelled_out(server_name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def c_server(
-    mesh: FlatNet,
-    start_homeservers: Callable[..., list[Homeserver]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Homeserver, str]:
+def c_server(homeserver_with_user: Callable[..., tuple[Homeserver, str]]) -> tuple[Homeserver, str]:
     """C: cjdns allowed by v6alt; Synapse's default blocklist (fc00::/7 in it) with
     fc00:1::/32 on Synapse's allowlist; inbound_ip_binding: enforce."""
     config = {"ranges": {"cjdns": True}, "synapse": {"inbound_ip_binding": "enforce"}}
-    (c,) = start_homeservers(
-        Homeserver(
-            mesh["c"],
-            tmp_path_factory.mktemp("hs-c"),
-            module_config=config,
-            extra={"ip_range_whitelist": ["fc00:1::/32"]},
-        )
+    return homeserver_with_user(
+        "c", "carol", module_config=config, extra={"ip_range_whitelist": ["fc00:1::/32"]}
     )
-    return c, c.register("carol")
 
 
 def _profile(hs: Homeserver, token: str, server_name: str) -> int:

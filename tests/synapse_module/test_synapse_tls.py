@@ -72,10 +72,8 @@ def test_wrong_peer_address_fails_the_handshake(
 
 @pytest.fixture(scope="module")
 def ca_only_h(
-    mesh: FlatNet,
     pair: tuple[Homeserver, Homeserver],
-    start_homeservers: Callable[..., list[Homeserver]],
-    tmp_path_factory: pytest.TempPathFactory,
+    homeserver_with_user: Callable[..., tuple[Homeserver, str]],
 ) -> tuple[Homeserver, str]:
     _, b = pair
     config = {
@@ -83,10 +81,7 @@ def ca_only_h(
             {"cidr": f"{b.address}/128", "tls": "required", "trust_any_certificate": False}
         ]
     }
-    (h,) = start_homeservers(
-        Homeserver(mesh["h"], tmp_path_factory.mktemp("hs-h"), module_config=config)
-    )
-    return h, h.register("heidi")
+    return homeserver_with_user("h", "heidi", module_config=config)
 
 
 def test_range_without_certificate_trust_uses_ca_verification(
