@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 from v6alt.errors import V6AltNameError
 from v6alt.names import is_v6alt, parse_matrix_server_name
 
+from .metrics import ModuleMetrics
 from .synapse_seam import http_errors
 
 logger = logging.getLogger("v6alt.synapse_module")
@@ -53,8 +54,13 @@ def _origin_host(origin: str) -> str:
 
 
 class InboundGate:
-    def __init__(self, binding: Literal["off", "log", "enforce"]) -> None:
+    def __init__(
+        self,
+        binding: Literal["off", "log", "enforce"],
+        metrics: ModuleMetrics | None = None,
+    ) -> None:
         self.binding = binding
+        self._metrics = metrics
         # Looked up here, at module load, so a Synapse without them fails at start-up.
         self._error, self._codes = http_errors()
 
@@ -66,6 +72,7 @@ class InboundGate:
             server = parse_matrix_server_name(origin)
         except V6AltNameError as e:
             logger.warning("v6alt: refused inbound origin %r: malformed v6.alt name: %s", origin, e)
+            self._count("malformed_refused")
             raise self._error(
                 HTTPStatus.UNAUTHORIZED, f"Malformed v6.alt origin: {e}", self._codes.UNAUTHORIZED
             ) from None
@@ -75,12 +82,16 @@ class InboundGate:
                 "(one identity per address)",
                 origin,
             )
+            self._count("non_canonical_refused")
             raise self._error(
                 HTTPStatus.UNAUTHORIZED,
                 "Non-canonical v6.alt origin: use the canonical name of the address",
                 self._codes.UNAUTHORIZED,
             )
-        if not authenticated or self.binding == "off":
+        if not authenticated:
+            return
+        if self.binding == "off":
+            self._count("not_checked")
             return
         source = _client_host(request)
         try:
@@ -88,6 +99,7 @@ class InboundGate:
         except ValueError:
             source_address = None
         if source_address is not None and source_address == server.ipv6:
+            self._count("match")
             return
         logger.warning(
             "v6alt: inbound origin %s came from %s, not from its address %s "
@@ -97,12 +109,17 @@ class InboundGate:
             server.ipv6,
             self.binding,
         )
+        self._count("mismatch_refused" if self.binding == "enforce" else "mismatch_logged")
         if self.binding == "enforce":
             raise self._error(
                 HTTPStatus.FORBIDDEN,
                 "v6.alt origin does not match the source address",
                 self._codes.FORBIDDEN,
             )
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.inbound(result)
 
 
 def _client_host(request: Any) -> str | None:

@@ -21,6 +21,7 @@ from v6alt.names import is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
 
 from .inbound import InboundGate, claimed_origins
+from .metrics import ModuleMetrics
 from .outbound import OutboundJudge, SynapseBlocklist
 from .recovery import BackoffRecovery
 from .resolver import install_resolver
@@ -82,17 +83,21 @@ class V6AltFederation:
         self.config = config
         self._check_own_name(synapse.server_name)
         self.policy = Policy(config)
+        # prometheus_client's default registry, which Synapse serves (docs/metrics.md).
+        self.metrics = ModuleMetrics(synapse.server_name)
         blocklist = SynapseBlocklist(
             synapse.federation_ip_blocklist, synapse.federation_ip_allowlist
         )
-        self.judge = OutboundJudge(self.policy, blocklist)
+        self.judge = OutboundJudge(self.policy, blocklist, self.metrics)
         self.resolver = install_resolver(synapse.reactor, self.judge)
-        self.tls = FederationTls(self.judge, peer_bound_context(synapse.minimum_tls_version))
+        self.tls = FederationTls(
+            self.judge, peer_bound_context(synapse.minimum_tls_version), self.metrics
+        )
         install_federation_seams(self.tls.options_for, skip_lookup)
-        self.inbound = InboundGate(config.synapse.inbound_ip_binding)
+        self.inbound = InboundGate(config.synapse.inbound_ip_binding, self.metrics)
         install_inbound_seam(claimed_origins, self.inbound.check)
         install_key_seam(skip_notary)
-        self.recovery = BackoffRecovery(synapse, self.judge)
+        self.recovery = BackoffRecovery(synapse, self.judge, self.metrics)
         probing = self.recovery.start()
         _warn_about_notaries(synapse)
         logger.info(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
@@ -25,6 +25,8 @@ from OpenSSL import SSL, crypto
 
 from v6alt.names import ServerName
 from v6alt.policy import DialDecision, Policy, Trust
+
+from .metrics import trust_kind
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -48,7 +50,10 @@ class PeerCheck:
     """Per-connection state: was the connected peer approved during the handshake?
 
     ``server`` is the v6.alt name (or literal) dialled, None for a DNS name;
-    ``trusts`` the policy trusts that approve a peer without a CA check.
+    ``trusts`` the policy trusts that approve a peer without a CA check;
+    ``observe`` hears the connection's outcome once: the trust kind of an
+    approval (:func:`.metrics.trust_kind`), or "refused" when a ``DENY``
+    check refuses the peer.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class PeerCheck:
         server: ServerName | None,
         trusts: Collection[Trust],
         fallback: Fallback,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._host = host
         self._policy = policy
@@ -69,6 +75,13 @@ class PeerCheck:
         self._fallback = fallback
         self.approved = False
         self._logged = False
+        self._observe = observe
+        self._observed = False
+
+    def _report(self, kind: str) -> None:
+        if self._observe is not None and not self._observed:
+            self._observed = True
+            self._observe(kind)
 
     def decision(self) -> DialDecision | None:
         """The policy's decision for the connected peer (None: no IPv6 peer)."""
@@ -103,6 +116,7 @@ class PeerCheck:
                     decision.rule,
                 )
             self.approved = True
+            self._report(trust_kind(decision))
             return True
         expected = f"is not {self._server.ipv6} and " if self._server is not None else ""
         return self._refuse(
@@ -118,7 +132,12 @@ class PeerCheck:
         if not self._logged:
             self._logged = True
             logger.warning("v6alt: TLS refused for %s: %s", self._host, reason)
+        self._report("refused")
         return False
+
+    def refused_at_handshake_end(self) -> None:
+        """The handshake ended without an approval (and without a verify refusal)."""
+        self._report("refused")
 
 
 __all__ = ["Fallback", "PeerCheck", "connected_ipv6_peer"]

@@ -23,6 +23,7 @@ import logging
 from v6alt.errors import V6AltNameError
 from v6alt.names import parse_matrix_server_name
 
+from .metrics import ModuleMetrics
 from .outbound import OutboundJudge
 from .synapse_seam import SynapseInternals, yieldable
 
@@ -34,9 +35,18 @@ PROBE_TIMEOUT_S = 2.0
 
 
 class BackoffRecovery:
-    def __init__(self, synapse: SynapseInternals, judge: OutboundJudge) -> None:
+    def __init__(
+        self,
+        synapse: SynapseInternals,
+        judge: OutboundJudge,
+        metrics: ModuleMetrics | None = None,
+    ) -> None:
         self._synapse = synapse
         self._judge = judge
+        self._metrics = metrics
+        # When each backed-off destination last failed a probe (the metrics'
+        # clock): the peer came back after that. Only this round's are kept.
+        self._failed_at: dict[str, float] = {}
         self._running = False
         self._table_checked = False
         self._disabled = False
@@ -67,6 +77,10 @@ class BackoffRecovery:
                     return
             now_ms = self._synapse.now_ms()
             destinations = await self._synapse.backed_off_v6alt_destinations(now_ms, MAX_PROBES)
+            if self._metrics is not None:
+                self._metrics.backed_off(len(destinations))
+            for gone in self._failed_at.keys() - set(destinations):
+                del self._failed_at[gone]
             for destination in destinations:
                 await self._probe(destination)
         finally:
@@ -83,7 +97,12 @@ class BackoffRecovery:
         if decision is None:
             return
         port = server.port or 8448
-        if not await self._connects(str(decision.address), port):
+        started = self._metrics.now() if self._metrics is not None else 0.0
+        connected = await self._connects(str(decision.address), port)
+        if self._metrics is not None:
+            self._metrics.probe(connected)
+        if not connected:
+            self._failed_at[destination] = started
             return
         logger.info(
             "v6alt: %s is reachable again at [%s]:%d: backoff cleared, sending queued events",
@@ -92,6 +111,9 @@ class BackoffRecovery:
             port,
         )
         await self._synapse.clear_backoff(destination)
+        reachable_since = self._failed_at.pop(destination, started)
+        if self._metrics is not None:
+            self._metrics.peer_back(reachable_since)
 
     async def _connects(self, address: str, port: int) -> bool:
         from twisted.internet.endpoints import TCP6ClientEndpoint

@@ -44,6 +44,7 @@ from v6alt.errors import V6AltNameError
 from v6alt.names import ServerName, is_v6alt, parse_host
 from v6alt.policy import DialDecision, Policy, Trust
 
+from .metrics import ModuleMetrics, trust_kind
 from .outbound import OutboundJudge, host_text
 from .peer_check import Fallback, PeerCheck
 from .synapse_seam import replace_synapse_tls_verifier, synapse_tls_verifier
@@ -71,6 +72,8 @@ def _info_callback(connection: SSL.Connection, where: int, ret: int) -> None:
     check = getattr(tls_protocol, _CHECK_ATTRIBUTE, None)
     if check is None or not check.approved:
         logger.warning("v6alt: TLS handshake finished without an approved peer; closing")
+        if check is not None:
+            check.refused_at_handshake_end()
         tls_protocol.failVerification(
             Failure(SSL.Error("v6alt: peer not approved"))  # type: ignore[no-untyped-call]
         )
@@ -81,12 +84,18 @@ class PeerBoundCreator:
     """Creates client TLS connections whose certificate check is the peer address."""
 
     def __init__(
-        self, host: bytes, server: ServerName, policy: Policy, context: SSL.Context
+        self,
+        host: bytes,
+        server: ServerName,
+        policy: Policy,
+        context: SSL.Context,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._host = host
         self._server = server
         self._policy = policy
         self._context = context
+        self._observe = observe
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         connection = SSL.Connection(self._context, None)
@@ -99,6 +108,7 @@ class PeerBoundCreator:
             server=self._server,
             trusts=(Trust.IP_BOUND, Trust.ANY),
             fallback=Fallback.DENY,
+            observe=self._observe,
         )
         setattr(tlsProtocol, _CHECK_ATTRIBUTE, check)
         connection.set_verify(SSL.VERIFY_PEER, check.verify)
@@ -145,10 +155,17 @@ class RangeTrustCreator:
 
     _seam_warned = False
 
-    def __init__(self, host: str, policy: Policy, stock: Any) -> None:
+    def __init__(
+        self,
+        host: str,
+        policy: Policy,
+        stock: Any,
+        observe: Callable[[str], None] | None = None,
+    ) -> None:
         self._host = host
         self._policy = policy
         self._stock = stock
+        self._observe = observe
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         connection: SSL.Connection = self._stock.clientConnectionForTLS(tlsProtocol)
@@ -176,6 +193,7 @@ class RangeTrustCreator:
             server=None,
             trusts=(Trust.ANY,),
             fallback=Fallback.STOCK,
+            observe=self._observe,
         )
         connection.set_verify(mode, check.verify)
         replace_synapse_tls_verifier(tlsProtocol, _RangeVerifier(verifier, check, self._host))
@@ -193,9 +211,15 @@ def peer_bound_context(minimum_tls_version: str) -> SSL.Context:
 class FederationTls:
     """Chooses the connection creator for one outbound federation host."""
 
-    def __init__(self, judge: OutboundJudge, context: SSL.Context) -> None:
+    def __init__(
+        self,
+        judge: OutboundJudge,
+        context: SSL.Context,
+        metrics: ModuleMetrics | None = None,
+    ) -> None:
         self._judge = judge
         self._context = context
+        self._observe = metrics.trust if metrics is not None else None
         # Names resolved by Synapse need the handshake-time range check only
         # when some secure range exists; otherwise they stay exactly stock.
         self._ranges = bool(judge.policy.config.secure_ranges)
@@ -217,7 +241,7 @@ class FederationTls:
         if self._ranges:
             # A DNS name (or a literal outside the ranges): the address is known
             # only once connected, so the range decision binds to the peer then.
-            return RangeTrustCreator(text, self._judge.policy, synapse_options())
+            return RangeTrustCreator(text, self._judge.policy, synapse_options(), self._observe)
         return synapse_options()
 
     def _transport(
@@ -228,6 +252,9 @@ class FederationTls:
         decision: DialDecision,
         synapse_options: Callable[[], Any],
     ) -> Any:
+        if self._observe is not None and (not decision.tls_required or decision.trust is Trust.CA):
+            # Decided now; the address-bound and range trusts decide at the handshake.
+            self._observe(trust_kind(decision))
         if not decision.tls_required:
             logger.info(
                 "v6alt: %s: plain HTTP to %s (secure range %s, tls: off)",
@@ -239,7 +266,7 @@ class FederationTls:
         if decision.trust is Trust.CA:
             logger.debug("v6alt: %s: certificate checked by Synapse (%s)", text, decision.rule)
             return synapse_options()
-        return PeerBoundCreator(host, server, self._judge.policy, self._context)
+        return PeerBoundCreator(host, server, self._judge.policy, self._context, self._observe)
 
 
 def _ipv6_literal(text: str) -> ServerName | None:
