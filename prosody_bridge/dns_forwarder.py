@@ -21,6 +21,8 @@ from twisted.internet import defer, endpoints, protocol
 
 from v6alt.dns_wire import RCODE_SERVFAIL, rcode_reply
 
+from .metrics import SidecarMetrics
+
 __all__ = ["FORWARD_TIMEOUT", "UdpForwarder"]
 
 log = logging.getLogger("v6alt.sidecar.dns")
@@ -45,13 +47,21 @@ def _servfail(query: bytes) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("deferred", "query", "tcp", "timer")
+    __slots__ = ("deferred", "query", "started", "tcp", "timer")
 
-    def __init__(self, query: bytes, deferred: defer.Deferred[bytes], tcp: bool, timer: Any):
+    def __init__(
+        self,
+        query: bytes,
+        deferred: defer.Deferred[bytes],
+        tcp: bool,
+        timer: Any,
+        started: float,
+    ):
         self.query = query
         self.deferred = deferred
         self.tcp = tcp
         self.timer = timer
+        self.started = started  # when the client's query was first handed over
 
 
 class _UpstreamProtocol(protocol.DatagramProtocol):
@@ -100,6 +110,7 @@ class UdpForwarder:
         *,
         timeout: float = FORWARD_TIMEOUT,
         note: Note | None = None,
+        metrics: SidecarMetrics | None = None,
     ) -> None:
         if not upstreams:
             raise ValueError("a forwarder needs at least one upstream")
@@ -107,6 +118,7 @@ class UdpForwarder:
         self._reactor = reactor
         self._timeout = timeout
         self._note = note
+        self._metrics = metrics
         self._pending: dict[tuple[int, int], _Pending] = {}
         self._ports: dict[int, Any] = {}
         for host, _port in self._upstreams:
@@ -133,19 +145,29 @@ class UdpForwarder:
         result: defer.Deferred[bytes] = defer.Deferred()
         if len(self._pending) >= FORWARD_MAX_PENDING:
             self._log("servfail: too many queries waiting for forwarders")
+            if self._metrics is not None:
+                self._metrics.forwarder_failures.labels("overloaded").inc()
             result.callback(_servfail(query))
             return result
-        self._send(query, 0, result, tcp)
+        started = self._metrics.clock() if self._metrics is not None else 0.0
+        self._send(query, 0, result, tcp, started)
         return result
 
-    def _send(self, query: bytes, index: int, result: defer.Deferred[bytes], tcp: bool) -> None:
+    def _send(
+        self,
+        query: bytes,
+        index: int,
+        result: defer.Deferred[bytes],
+        tcp: bool,
+        started: float,
+    ) -> None:
         host, port = self._upstreams[index]
         while True:
             ident = secrets.randbits(16)
             if (index, ident) not in self._pending:
                 break
         timer = self._reactor.callLater(self._timeout, self._timed_out, index, ident)
-        self._pending[(index, ident)] = _Pending(query, result, tcp, timer)
+        self._pending[(index, ident)] = _Pending(query, result, tcp, timer, started)
         listener = self._ports[6 if ":" in host else 4]
         try:
             listener.write(ident.to_bytes(2, "big") + query[2:], (host, port))
@@ -156,14 +178,25 @@ class UdpForwarder:
         pending = self._pending.pop((index, ident), None)
         if pending is None:
             return
+        if self._metrics is not None:
+            self._metrics.forwarder_timeouts.inc()
         self._next_or_fail(pending, index)
 
     def _next_or_fail(self, pending: _Pending, index: int) -> None:
         if index + 1 < len(self._upstreams):
-            self._send(pending.query, index + 1, pending.deferred, pending.tcp)
+            self._send(pending.query, index + 1, pending.deferred, pending.tcp, pending.started)
             return
         self._log("servfail: no forwarder answered")
+        if self._metrics is not None:
+            self._metrics.forwarder_failures.labels("no_answer").inc()
         pending.deferred.callback(_servfail(pending.query))
+
+    def _answered(self, pending: _Pending, reply: bytes) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.forwarder_answers.inc()
+            metrics.forwarder_latency.observe(max(0.0, metrics.clock() - pending.started))
+        pending.deferred.callback(reply)
 
     def _log(self, log_class: str) -> None:
         if self._note is not None:
@@ -192,7 +225,7 @@ class UdpForwarder:
             if pending.tcp and data[2] & 0x02:
                 self._over_tcp(pending, index)
             else:
-                pending.deferred.callback(pending.query[:2] + data[2:])
+                self._answered(pending, pending.query[:2] + data[2:])
             return
 
     def _over_tcp(self, pending: _Pending, index: int) -> None:
@@ -219,6 +252,6 @@ class UdpForwarder:
             if reply is None or len(reply) < 12 or reply[12 : 12 + len(question)] != question:
                 self._next_or_fail(pending, index)
             else:
-                pending.deferred.callback(reply)
+                self._answered(pending, reply)
 
         done.addCallback(finish)

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +22,7 @@ from twisted.protocols.policies import TimeoutMixin
 from v6alt.dns_wire import Action, Reply, Responder
 
 from .dns_forwarder import UdpForwarder
+from .metrics import DnsKey, SidecarMetrics, dns_key
 
 __all__ = [
     "DnsTcpFactory",
@@ -78,7 +79,8 @@ class RefusalLog:
 
 
 class ReplyCache:
-    """Bounded map of query bytes (after the ID) -> reply bytes (after the ID).
+    """Bounded map of query bytes (after the ID) -> (reply bytes after the ID,
+    the metrics key its answers are counted under).
 
     Oldest-inserted entries are evicted first: cheaper than an LRU on the hit
     path, and a flood of one-off names cannot grow it.
@@ -88,15 +90,15 @@ class ReplyCache:
         self.entries = entries
         # OrderedDict: popping the oldest entry of a plain dict gets slower
         # with every deletion (it scans the deleted slots at its front).
-        self.data: OrderedDict[bytes, bytes] = OrderedDict()
+        self.data: OrderedDict[bytes, tuple[bytes, DnsKey]] = OrderedDict()
 
-    def store(self, packet: bytes, reply: bytes) -> None:
+    def store(self, packet: bytes, reply: bytes, key: DnsKey) -> None:
         if len(packet) > CACHE_MAX_KEY:
             return
         data = self.data
         if len(data) >= self.entries:
             data.popitem(last=False)
-        data[packet[2:]] = reply[2:]
+        data[packet[2:]] = (reply[2:], key)
 
     def clear(self) -> None:
         self.data.clear()
@@ -123,6 +125,7 @@ class DnsUdpPort(udp.Port):
     def doRead(self) -> None:
         proto = self.protocol
         lookup = proto.cache.data.get
+        counts = proto.counts
         recvfrom = self.socket.recvfrom
         sendto = self.socket.sendto
         for _ in range(UDP_READ_BURST):
@@ -140,9 +143,10 @@ class DnsUdpPort(udp.Port):
                 continue
             # try/except, not contextlib.suppress: this line runs 100,000 times a second.
             try:  # noqa: SIM105
-                sendto(data[:2] + cached, addr)
+                sendto(data[:2] + cached[0], addr)
             except OSError:
                 pass  # the client went away or the buffer is full: UDP, the client retries
+            counts[cached[1]] += 1
 
 
 class DnsUdpProtocol(protocol.DatagramProtocol):
@@ -154,12 +158,17 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
         refusals: RefusalLog,
         forwarder: UdpForwarder | None = None,
         cache: ReplyCache | None = None,
+        metrics: SidecarMetrics | None = None,
     ) -> None:
         self.responder = responder
         self.refusals = refusals
         self.forwarder = forwarder
         self.cache = cache if cache is not None else ReplyCache()
         self._lookup = self.cache.data.get
+        # Query counts (SidecarMetrics.dns): the read loop increments them.
+        self.counts: defaultdict[DnsKey, int] = (
+            metrics.dns if metrics is not None else defaultdict(int)
+        )
         self._sendto: Callable[[bytes, Address], object] | None = None
 
     def startProtocol(self) -> None:
@@ -171,7 +180,8 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         cached = self._lookup(datagram[2:])
         if cached is not None:
-            self._send(datagram[:2] + cached, addr)
+            self._send(datagram[:2] + cached[0], addr)
+            self.counts[cached[1]] += 1
             return
         try:
             self._dispatch(datagram, self.responder.respond(datagram, udp=True), addr)
@@ -183,14 +193,20 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
             self.refusals.note(reply.log_class, f"[{addr[0]}]:{addr[1]}")
         if reply.action is Action.ANSWER:
             if reply.cacheable and reply.log_class is None:
-                self.cache.store(datagram, reply.data)
+                self.cache.store(
+                    datagram, reply.data, dns_key("udp", datagram, reply.data, cached=True)
+                )
             self._send(reply.data, addr)
+            self.counts[dns_key("udp", datagram, reply.data)] += 1
         elif reply.action is Action.FORWARD and self.forwarder is not None:
             self.forwarder.forward(datagram).addCallback(self._send_forwarded, datagram, addr)
+        else:
+            self.counts[dns_key("udp", datagram, b"")] += 1
 
     def _send_forwarded(self, data: bytes, query: bytes, addr: Any) -> None:
         if data:
             self._send(data, addr)
+        self.counts[dns_key("udp", query, data)] += 1
 
     def _send(self, data: bytes, addr: Any) -> None:
         sendto = self._sendto
@@ -215,6 +231,7 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self.factory.connections += 1
         if self.factory.connections > TCP_MAX_CONNECTIONS:
+            self._closed("refused")
             self._tx().loseConnection()
             return
         self.setTimeout(TCP_IDLE_TIMEOUT)  # type: ignore[no-untyped-call]
@@ -250,19 +267,33 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
         if reply.log_class is not None:
             peer = self._tx().getPeer()
             factory.refusals.note(reply.log_class, f"[{peer.host}]:{peer.port}/tcp")
+        counts = factory.counts
         if reply.action is Action.ANSWER:
             self._write(reply.data)
+            counts[dns_key("tcp", message, reply.data)] += 1
         elif reply.action is Action.FORWARD and factory.forwarder is not None:
-            factory.forwarder.forward(message, tcp=True).addCallback(self._write)
+            forwarded = factory.forwarder.forward(message, tcp=True)
+            forwarded.addCallback(self._write_forwarded, message)
         else:
+            counts[dns_key("tcp", message, b"")] += 1
             return False  # not even a header: the stream is out of sync
         return True
+
+    def _write_forwarded(self, data: bytes, query: bytes) -> None:
+        self._write(data)
+        self.factory.counts[dns_key("tcp", query, data)] += 1
 
     def _write(self, data: bytes) -> None:
         if data:
             self._tx().write(len(data).to_bytes(2, "big") + data)
 
+    def _closed(self, reason: str) -> None:
+        metrics = self.factory.metrics
+        if metrics is not None:
+            metrics.tcp_closed.labels(reason).inc()
+
     def timeoutConnection(self) -> None:
+        self._closed("idle")
         self._tx().loseConnection()
 
 
@@ -274,8 +305,13 @@ class DnsTcpFactory(protocol.ServerFactory):
         responder: Responder,
         refusals: RefusalLog,
         forwarder: UdpForwarder | None = None,
+        metrics: SidecarMetrics | None = None,
     ) -> None:
         self.responder = responder
         self.refusals = refusals
         self.forwarder = forwarder
         self.connections = 0
+        self.metrics = metrics
+        self.counts: defaultdict[DnsKey, int] = (
+            metrics.dns if metrics is not None else defaultdict(int)
+        )

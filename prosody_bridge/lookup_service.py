@@ -2,7 +2,8 @@
 
 Every answer is a pure core call (codec and policy), so requests are served
 synchronously without any I/O behind them. The protocol is documented in
-docs/dns.md (section "Lookup service").
+docs/dns.md (section "Lookup service"). ``/metrics`` on the same listener
+serves the sidecar's metrics in the Prometheus text format (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from v6alt.codec import encode, to_address
 from v6alt.errors import V6AltError
 from v6alt.names import HostKind, ServerName, parse_xmpp_domain
 from v6alt.policy import Policy
+
+from .metrics import CONTENT_TYPE, SidecarMetrics
 
 __all__ = ["XMPP_SERVER_PORT", "LookupResource", "lookup_site"]
 
@@ -71,9 +74,10 @@ class LookupResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, metrics: SidecarMetrics | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.policy = policy
+        self.metrics = metrics
         self._routes: dict[bytes, Callable[[Any], dict[str, object]]] = {
             b"/v1/health": self._health,
             b"/v1/resolve": self._resolve,
@@ -82,19 +86,39 @@ class LookupResource(resource.Resource):
         }
 
     def render(self, request: Any) -> bytes:
-        request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
+        if request.path == b"/metrics" and self.metrics is not None:
+            return self._metrics(request)
+        request.setHeader(b"Content-Type", b"application/json")
         route = self._routes.get(request.path)
+        endpoint = request.path.decode("latin-1").rpartition("/")[2]
         if route is None:
+            self._count("unknown", "not_found")
             return self._error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
         if request.method not in (b"GET", b"HEAD"):
+            self._count(endpoint, "bad_method")
             request.setHeader(b"Allow", b"GET")
             return self._error(request, 405, "only GET is supported")
         try:
             body = route(request)
         except _BadRequest as exc:
+            self._count(endpoint, "bad_request")
             return self._error(request, 400, str(exc))
+        self._count(endpoint, _verdict(body), str(body.get("rule_id", "")))
         return json.dumps(body).encode()
+
+    def _metrics(self, request: Any) -> bytes:
+        assert self.metrics is not None
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET")
+            return self._error(request, 405, "only GET is supported")
+        self._count("metrics", "ok")
+        request.setHeader(b"Content-Type", CONTENT_TYPE.encode())
+        return self.metrics.render()
+
+    def _count(self, endpoint: str, verdict: str, rule: str = "") -> None:
+        if self.metrics is not None:
+            self.metrics.lookup(endpoint, verdict, rule)
 
     @staticmethod
     def _error(request: Any, code: int, reason: str) -> bytes:
@@ -115,6 +139,7 @@ class LookupResource(resource.Resource):
                 "port": None,
                 "allowed": True,
                 "rule": "not a v6.alt name",
+                "rule_id": "",
                 "canonical": name.canonical,
                 "tls_required": True,
                 "trust": "ca",
@@ -127,6 +152,7 @@ class LookupResource(resource.Resource):
             "port": XMPP_SERVER_PORT,
             "allowed": decision.allowed,
             "rule": decision.rule,
+            "rule_id": decision.rule_id,
             "canonical": name.canonical,
             "tls_required": decision.tls_required,
             "trust": decision.trust.value,
@@ -146,6 +172,7 @@ class LookupResource(resource.Resource):
                 "matches": False,
                 "allowed": True,
                 "rule": "IPv4 peer: outside the v6alt policy, normal certificate checks",
+                "rule_id": "",
                 "tls_required": True,
                 "trust": "ca",
             }
@@ -157,6 +184,7 @@ class LookupResource(resource.Resource):
             "matches": is_v6alt and name.address == address,
             "allowed": decision.allowed,
             "rule": decision.rule,
+            "rule_id": decision.rule_id,
             "tls_required": decision.tls_required,
             "trust": decision.trust.value,
         }
@@ -170,9 +198,23 @@ class LookupResource(resource.Resource):
         return {"address": str(address), "name": encode(address)}
 
 
-def lookup_site(policy: Policy) -> server.Site:
+def _verdict(body: dict[str, object]) -> str:
+    """The metrics verdict of an answer: ok (health, name), not_v6alt, refused,
+    mismatch (a v6.alt name from another address), allowed."""
+    if "allowed" not in body:
+        return "ok"
+    if body.get("is_v6alt") is False and "matches" not in body:
+        return "not_v6alt"
+    if not body["allowed"]:
+        return "refused"
+    if body.get("is_v6alt") and body.get("matches") is False:
+        return "mismatch"
+    return "allowed"
+
+
+def lookup_site(policy: Policy, metrics: SidecarMetrics | None = None) -> server.Site:
     """A Site serving :class:`LookupResource` with request logging off (it is a hot path)."""
-    site = server.Site(LookupResource(policy))  # type: ignore[no-untyped-call]
+    site = server.Site(LookupResource(policy, metrics))  # type: ignore[no-untyped-call]
     site.displayTracebacks = False
     site.log = lambda request: None  # type: ignore[method-assign]
     return site

@@ -32,6 +32,7 @@ from v6alt.policy import Policy
 from .dns_forwarder import UdpForwarder
 from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
 from .lookup_service import LookupResource, lookup_site
+from .metrics import SidecarMetrics
 
 __all__ = ["SidecarOptions", "run"]
 
@@ -93,6 +94,7 @@ class Sidecar:
         self.options = options
         self.config = config
         self.refusals = RefusalLog()
+        self.metrics = SidecarMetrics()
         self.forwarder: UdpForwarder | None = None
         self.udp: DnsUdpProtocol | None = None
         self.tcp: DnsTcpFactory | None = None
@@ -111,22 +113,29 @@ class Sidecar:
         upstreams = config.sidecar.forwarders
         if not upstreams:
             return None
-        return UdpForwarder(upstreams, _the_reactor(), note=self.refusals.note)
+        return UdpForwarder(
+            upstreams, _the_reactor(), note=self.refusals.note, metrics=self.metrics
+        )
 
     def start(self, udp_socket: socket.socket, *, primary: bool) -> None:
         reactor = _the_reactor()
         policy = Policy(self.config)
         self.forwarder = self._make_forwarder(self.config)
         responder = Responder(policy, forwarding=self.forwarder is not None)
-        self.udp = DnsUdpProtocol(responder, self.refusals, self.forwarder)
+        self.udp = DnsUdpProtocol(responder, self.refusals, self.forwarder, metrics=self.metrics)
+        cache = self.udp.cache
+        self.metrics.cache_size = lambda: len(cache.data)
+        self.metrics.cache_capacity = lambda: cache.entries
         self._ports.append(DnsUdpPort.adopt(reactor, udp_socket, self.udp))
         udp_socket.close()  # the reactor holds its own duplicate
         if not primary:
             return
         host, port = self.dns_endpoint
-        self.tcp = DnsTcpFactory(responder, self.refusals, self.forwarder)
+        self.tcp = DnsTcpFactory(responder, self.refusals, self.forwarder, self.metrics)
+        tcp = self.tcp
+        self.metrics.tcp_open = lambda: tcp.connections
         self._ports.append(reactor.listenTCP(port, self.tcp, interface=host))
-        site = lookup_site(policy)
+        site = lookup_site(policy, self.metrics)
         self.lookup = site.resource
         lhost, lport = self.lookup_endpoint
         self._ports.append(reactor.listenTCP(lport, site, interface=lhost))

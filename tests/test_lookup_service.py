@@ -71,6 +71,7 @@ def test_resolve_v6alt(sidecar: Sidecar) -> None:
         "port": 5269,
         "allowed": True,
         "rule": "allowed: global unicast (2000::/3)",
+        "rule_id": "allow_global_unicast",
         "canonical": True,
         "tls_required": True,
         "trust": "ca",  # inside a secure range with trust_any_certificate: false
@@ -119,6 +120,7 @@ def test_peer(sidecar: Sidecar) -> None:
         "is_v6alt": True,
         "matches": True,
         "allowed": True,
+        "rule_id": "allow_yggdrasil",
         "tls_required": False,
         "trust": "any",
     }

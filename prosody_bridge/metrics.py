@@ -1,0 +1,229 @@
+"""The sidecar's Prometheus metrics, served as ``/metrics`` on the lookup listener.
+
+One registry per :class:`SidecarMetrics` (not prometheus_client's global one),
+holding the process collector (memory, start time, CPU, file descriptors) and
+the sidecar's own families (docs/metrics.md).
+
+The DNS path counts in plain integers, not in prometheus_client counters: a
+cached UDP answer costs one recvfrom, one dict lookup and one sendto, and a
+counter's lock would be a visible share of that. Each reply-cache entry
+carries the key its answers are counted under (transport, query type,
+response code), so a cache hit adds one dict increment; a collector turns the
+integers into samples when Prometheus scrapes.
+
+Every label value comes from a fixed set: query types outside a list of known
+ones are "other", response codes beyond REFUSED are "other", lookup verdicts
+and rule identifiers come from the policy. No name or address is ever a label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from v6alt import __version__
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LOOKUP_ENDPOINTS",
+    "QTYPE_NAMES",
+    "RCODE_NAMES",
+    "DnsKey",
+    "SidecarMetrics",
+    "dns_key",
+]
+
+PREFIX: Final = "v6alt_sidecar_"
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+QTYPE_NAMES: Final = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    35: "NAPTR",
+    43: "DS",
+    48: "DNSKEY",
+    52: "TLSA",
+    64: "SVCB",
+    65: "HTTPS",
+    251: "IXFR",
+    252: "AXFR",
+    255: "ANY",
+}
+RCODE_NAMES: Final = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
+#: The lookup service's endpoints, as labels; any other path is "unknown".
+LOOKUP_ENDPOINTS: Final = ("health", "resolve", "peer", "name", "metrics", "unknown")
+#: Seconds from a query handed to the forwarders to its answer.
+FORWARD_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+#: (transport, query type, response code, answered from the reply cache)
+DnsKey = tuple[str, str, str, bool]
+
+
+def _qtype(packet: bytes) -> str:
+    """The query type label of a query packet ("none" without a readable question)."""
+    if len(packet) < 12 or packet[4:6] == b"\x00\x00":
+        return "none"
+    pos = 12
+    end = len(packet)
+    while pos < end:
+        length = packet[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length & 0xC0:
+            return "none"  # no compression in a question's name
+        pos += 1 + length
+    else:
+        return "none"
+    if pos + 2 > end:
+        return "none"
+    return QTYPE_NAMES.get((packet[pos] << 8) | packet[pos + 1], "other")
+
+
+def _rcode(reply: bytes) -> str:
+    if len(reply) < 4:
+        return "none"
+    code = reply[3] & 0x0F
+    return RCODE_NAMES[code] if code < len(RCODE_NAMES) else "other"
+
+
+def dns_key(transport: str, query: bytes, reply: bytes, *, cached: bool = False) -> DnsKey:
+    """The key a query and its reply (b"" when none was sent) are counted under."""
+    return (transport, _qtype(query), _rcode(reply), cached)
+
+
+class _SidecarCollector(Collector):
+    """The integer counters and live figures, as samples at scrape time."""
+
+    def __init__(self, metrics: SidecarMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        queries = CounterMetricFamily(
+            PREFIX + "dns_queries",
+            "DNS queries answered (or dropped: rcode none), by transport, query type and "
+            "response code",
+            labels=("transport", "qtype", "rcode"),
+        )
+        hits = CounterMetricFamily(
+            PREFIX + "dns_cache_hits",
+            "UDP queries answered from the reply cache",
+            labels=("qtype", "rcode"),
+        )
+        totals: dict[tuple[str, str, str], int] = defaultdict(int)
+        cached: dict[tuple[str, str], int] = defaultdict(int)
+        for (transport, qtype, rcode, from_cache), n in list(m.dns.items()):
+            totals[(transport, qtype, rcode)] += n
+            if from_cache:
+                cached[(qtype, rcode)] += n
+        for labels, n in sorted(totals.items()):
+            queries.add_metric(labels, n)
+        for key, n in sorted(cached.items()):
+            hits.add_metric(key, n)
+        yield queries
+        yield hits
+        yield GaugeMetricFamily(
+            PREFIX + "dns_cache_entries", "Replies in the reply cache", value=m.cache_size()
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "dns_cache_capacity",
+            "Replies the reply cache holds at most",
+            value=m.cache_capacity(),
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "dns_tcp_connections_open",
+            "DNS-over-TCP connections open now",
+            value=m.tcp_open(),
+        )
+
+
+def _zero() -> int:
+    return 0
+
+
+class SidecarMetrics:
+    """Every metric of one sidecar process; ``render()`` is the ``/metrics`` body."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = CollectorRegistry()
+        self.clock = clock
+        ProcessCollector(registry=self.registry)
+        #: DNS query counts by :data:`DnsKey`; the hot path increments it directly.
+        self.dns: defaultdict[DnsKey, int] = defaultdict(_zero)
+        # Live figures, read at scrape time; the sidecar points them at its objects.
+        self.cache_size: Callable[[], int] = _zero
+        self.cache_capacity: Callable[[], int] = _zero
+        self.tcp_open: Callable[[], int] = _zero
+        self.registry.register(_SidecarCollector(self))
+        r = self.registry
+        self.tcp_closed = Counter(
+            PREFIX + "dns_tcp_connections_closed",
+            "DNS-over-TCP connections the sidecar closed: refused (over the connection "
+            "limit) or idle (evicted after the idle timeout)",
+            ("reason",),
+            registry=r,
+        )
+        self.forwarder_answers = Counter(
+            PREFIX + "forwarder_answers",
+            "Replies accepted from an upstream forwarder",
+            registry=r,
+        )
+        self.forwarder_timeouts = Counter(
+            PREFIX + "forwarder_timeouts",
+            "Queries an upstream forwarder did not answer in time (the next one is tried)",
+            registry=r,
+        )
+        self.forwarder_failures = Counter(
+            PREFIX + "forwarder_failures",
+            "Forwarded queries answered with SERVFAIL: no forwarder answered, or too many "
+            "were waiting",
+            ("reason",),
+            registry=r,
+        )
+        self.forwarder_latency = Histogram(
+            PREFIX + "forwarder_latency_seconds",
+            "Seconds from a query handed to the forwarders to an upstream's answer",
+            buckets=FORWARD_BUCKETS,
+            registry=r,
+        )
+        self.lookups = Counter(
+            PREFIX + "lookup_requests",
+            "Lookup-service requests by endpoint, verdict and policy rule identifier",
+            ("endpoint", "verdict", "rule"),
+            registry=r,
+        )
+        info = Gauge(PREFIX + "info", "The sidecar's version", ("version",), registry=r)
+        info.labels(__version__).set(1)
+        for reason in ("refused", "idle"):
+            self.tcp_closed.labels(reason)
+        for reason in ("no_answer", "overloaded"):
+            self.forwarder_failures.labels(reason)
+
+    def lookup(self, endpoint: str, verdict: str, rule: str = "") -> None:
+        if endpoint not in LOOKUP_ENDPOINTS:
+            endpoint = "unknown"
+        self.lookups.labels(endpoint, verdict, rule).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
