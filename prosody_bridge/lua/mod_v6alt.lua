@@ -37,6 +37,92 @@ local lookup_timeout = module:get_option_number("v6alt_lookup_timeout", 2, 0.1);
 
 local http_client = http.new({ suppress_errors = true });
 
+-- Metrics --------------------------------------------------------------------
+--
+-- Prosody's metrics API (module:metric, the same in 0.12.3 and 13.0.1:
+-- core/moduleapi.lua and util/openmetrics.lua), which mod_http_openmetrics
+-- exports on /metrics as prosody_mod_v6alt__<name>_total. This module is
+-- global, so its families carry no host label. Without `statistics`
+-- configured Prosody hands out a dummy that ignores every call. Every label
+-- value is from a fixed set (the lookup service's rule identifiers are
+-- checked against their shape and length): no domain or address is ever a
+-- label, so no peer can add a series (docs/metrics.md).
+
+local LOOKUP_ENDPOINTS = { ["/v1/resolve"] = "resolve"; ["/v1/peer"] = "peer"; ["/v1/health"] = "health" };
+local TRUST_KINDS = { "address_bound", "any_certificate", "ca", "no_tls", "refused" };
+local STANZA_EVENTS = { "held", "resent", "duplicate_dropped", "bounced" };
+
+local function rule_label(answer)
+	local rule = type(answer) == "table" and answer.rule_id;
+	if type(rule) ~= "string" then return ""; end
+	if #rule > 40 or not rule:match("^[a-z0-9_]*$") then return "other"; end
+	return rule;
+end
+
+-- The verdict of one lookup: ok (health), not_v6alt, allowed, refused,
+-- mismatch (a v6.alt name from another address), unavailable (the service
+-- did not answer) or error (it refused the input).
+local function verdict(endpoint, ok, value)
+	if not ok then
+		return type(value) == "table" and value.unavailable and "unavailable" or "error";
+	end
+	if endpoint == "health" then return "ok"; end
+	if endpoint == "resolve" and value.is_v6alt == false then return "not_v6alt"; end
+	if not value.allowed then return "refused"; end
+	if endpoint == "peer" and value.is_v6alt and value.matches == false then return "mismatch"; end
+	return "allowed";
+end
+
+local function new_metrics()
+	local lookups = module:metric("counter", "lookups", "",
+		"Questions to the sidecar's lookup service, by endpoint, verdict and policy rule",
+		{ "endpoint", "verdict", "rule" });
+	local trust = module:metric("counter", "trust_decisions", "",
+		"s2s streams with a v6.alt peer, by how it was trusted: address_bound, "
+		.. "any_certificate (secure range), ca (Prosody's own checks), no_tls (secure range "
+		.. "with tls off), refused", { "kind" });
+	local stalled = module:metric("counter", "stalled_streams", "",
+		"Outgoing s2s streams to v6.alt peers closed because a ping went unanswered", {});
+	local recovered = module:metric("counter", "recoveries", "",
+		"Stalled v6.alt peers found reachable again, their stanzas resent", {});
+	local stanzas = module:metric("counter", "stanzas", "",
+		"Stanzas of the stall recovery: held while a peer was stalled, resent after it "
+		.. "came back, dropped as a duplicate of a resent one, bounced", { "event" });
+
+	-- Children made now export a zero, so rates and alerts work from the start.
+	for _, kind in ipairs(TRUST_KINDS) do trust:with_labels(kind):add(0); end
+	for _, event in ipairs(STANZA_EVENTS) do stanzas:with_labels(event):add(0); end
+	stalled:with_labels():add(0);
+	recovered:with_labels():add(0);
+
+	local metrics = {};
+
+	function metrics.lookup(path, ok, value)
+		local endpoint = LOOKUP_ENDPOINTS[path] or "other";
+		lookups:with_labels(endpoint, verdict(endpoint, ok, value), ok and rule_label(value) or ""):add(1);
+	end
+
+	function metrics.trust(kind)
+		trust:with_labels(kind):add(1);
+	end
+
+	function metrics.stalled()
+		stalled:with_labels():add(1);
+	end
+
+	function metrics.recovered()
+		recovered:with_labels():add(1);
+	end
+
+	function metrics.stanzas(event, count)
+		if count > 0 then stanzas:with_labels(event):add(count); end
+	end
+
+	return metrics;
+end
+
+local metrics = new_metrics();
+
 local function is_v6alt(domain)
 	return type(domain) == "string" and domain:lower():sub(-7) == ".v6.alt";
 end
@@ -57,6 +143,7 @@ local function lookup(endpoint, params)
 		local function settle(fn, value)
 			if settled then return; end
 			settled = true;
+			metrics.lookup(endpoint, fn == resolve, value);
 			fn(value);
 		end
 		local request;
@@ -120,6 +207,7 @@ function v6alt_resolver:next(cb)
 			-- stream secure stops mod_tls from starting TLS; the certificate
 			-- check below then trusts the peer by its address.
 			internals.mark_secure(session);
+			metrics.trust("no_tls");
 			session.log("info", "Dialling %s at [%s]:%d without TLS (secure range with tls off)",
 				name, answer.address, port);
 		else
@@ -187,12 +275,15 @@ module:hook("s2s-check-certificate", function (event)
 	if not is_v6alt(host) then return; end
 	local decision, reason = peer_decision(session, host);
 	if not decision then
+		metrics.trust("refused");
 		refuse(session, host, reason);
 		return false;
 	end
 	if decision.trust ~= "ip_bound" and decision.trust ~= "any" then
+		metrics.trust("ca");
 		return; -- a secure range that wants CA-valid certificates
 	end
+	metrics.trust(decision.trust == "ip_bound" and "address_bound" or "any_certificate");
 	internals.trust_certificate(session);
 	session.log("info", "Trusting %s at [%s] (%s): %s", host, session.ip, decision.trust, tostring(decision.rule));
 	return true;
@@ -200,6 +291,7 @@ end, 510);
 
 function module.add_host(module)
 	recovery.watch_host(module, {
+		metrics = metrics;
 		is_v6alt = is_v6alt;
 		resolve = function (name) return lookup("/v1/resolve", { name = name }); end;
 	});
@@ -219,10 +311,12 @@ function module.add_host(module)
 		if session.direction ~= "incoming" or not is_v6alt(host) then return; end
 		local decision, reason = peer_decision(session, host);
 		if not decision then
+			metrics.trust("refused");
 			refuse(session, host, reason);
 			return true;
 		end
 		if decision.tls_required == false and not session.secure then
+			metrics.trust("no_tls");
 			-- Secure range with "tls: off": no STARTTLS offer; SASL EXTERNAL
 			-- authenticates the peer by the address it connects from.
 			internals.mark_secure(session);

@@ -86,8 +86,9 @@ local function tcp_probe(address, port, timeout, done)
 	end);
 end
 
--- Wires the recovery into one host. `options`: is_v6alt(domain) -> bool and
--- resolve(domain) -> promise of the lookup service's /v1/resolve answer.
+-- Wires the recovery into one host. `options`: is_v6alt(domain) -> bool,
+-- resolve(domain) -> promise of the lookup service's /v1/resolve answer, and
+-- metrics (mod_v6alt's counters) to count stalls, recoveries and stanzas.
 local function watch_host(host_module, options)
 	local stall_timeout = host_module:get_option_number("v6alt_s2s_stall_timeout", 15, 0);
 	if stall_timeout == 0 then
@@ -98,6 +99,7 @@ local function watch_host(host_module, options)
 	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 300, 1);
 	local hold_max = host_module:get_option_number("v6alt_s2s_hold_max", 1000, 1);
 	local is_v6alt, resolve = options.is_v6alt, options.resolve;
+	local metrics = options.metrics;
 
 	local peers = {}; -- to_host -> state
 	local barriers = setmetatable({}, { __mode = "k" }); -- our own pings: not tracked
@@ -131,6 +133,8 @@ local function watch_host(host_module, options)
 	local function release(peer)
 		local resend, held = peer.unconfirmed, peer.held;
 		peer.unconfirmed, peer.held, peer.stalled, peer.barrier = {}, {}, nil, nil;
+		metrics.recovered();
+		metrics.stanzas("resent", #resend);
 		for _, entry in ipairs(resend) do
 			if not entry.stanza:get_child("resent", RESENT_NS) then
 				entry.stanza:tag("resent", { xmlns = RESENT_NS }):up();
@@ -148,6 +152,7 @@ local function watch_host(host_module, options)
 		local text = "v6.alt peer " .. peer.to_host .. " unreachable: " .. reason;
 		local entries, held = peer.unconfirmed, peer.held;
 		peer.unconfirmed, peer.held, peer.stalled, peer.barrier = {}, {}, nil, nil;
+		metrics.stanzas("bounced", lost);
 		for _, entry in ipairs(entries) do bounce(host_module, entry.stanza, "remote-server-timeout", text); end
 		for _, stanza in ipairs(held) do bounce(host_module, stanza, "remote-server-timeout", text); end
 		forget_if_idle(peer);
@@ -184,6 +189,7 @@ local function watch_host(host_module, options)
 		peer.stalled, peer.stalled_at, peer.barrier = this_stall, now(), nil;
 		host_module:log("warn", "s2s to %s: no answer to a ping for %gs; closing the stream, holding %d unconfirmed stanza(s), probing every %gs",
 			peer.to_host, stall_timeout, #peer.unconfirmed, probe_interval);
+		metrics.stalled();
 		local session = internals.outgoing_session(peer.from_host, peer.to_host);
 		if session then
 			-- Every stanza in it is in peer.unconfirmed: resent later, not bounced now.
@@ -231,8 +237,10 @@ local function watch_host(host_module, options)
 		if peer.stalled then
 			if #peer.held >= hold_max then
 				host_module:log("warn", "s2s to %s: %d stanzas held (v6alt_s2s_hold_max); bouncing", to_host, hold_max);
+				metrics.stanzas("bounced", 1);
 				bounce(host_module, stanza, "resource-constraint", "too many stanzas held for " .. to_host);
 			else
+				metrics.stanzas("held", 1);
 				peer.held[#peer.held + 1] = st.clone(stanza);
 			end
 			return true;
@@ -274,6 +282,7 @@ local function watch_host(host_module, options)
 		end
 		if resent or before == "resent" then
 			host_module:log("info", "Dropping a %s from %s (id %s) received twice after a resend", stanza.name, stanza.attr.from, id);
+			metrics.stanzas("duplicate_dropped", 1);
 			return true;
 		end
 	end
