@@ -148,7 +148,7 @@ def _verify_one(key_id: str, key: Any, signature: Any, message: bytes) -> dict[s
     try:
         valid = verify_ed25519(public, raw, message)
     except RuntimeError as exc:  # cryptography missing: unchecked is not valid
-        return {"valid": False, "error": str(exc)}
+        return {"valid": False, "unchecked": True, "error": f"not checked: {exc}"}
     if valid:
         return {"valid": True, "error": None}
     return {"valid": False, "error": "signature does not verify"}

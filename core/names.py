@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Final
 
 from .codec import SUFFIX, decode_label
-from .errors import V6AltNameError
+from .errors import V6AltNameError, excerpt
 
 __all__ = [
     "HostKind",
@@ -79,24 +79,26 @@ def is_v6alt(host: str) -> bool:
 
 def _parse_port(text: str, whole: str) -> int:
     if _PORT.fullmatch(text) is None:
-        raise V6AltNameError(f"{whole!r}: port {text!r} is not a number of 1 to 5 digits")
+        raise V6AltNameError(f"{excerpt(whole)}: port {text!r} is not a number of 1 to 5 digits")
     port = int(text)
     if not 1 <= port <= 65535:
-        raise V6AltNameError(f"{whole!r}: port {port} is outside 1-65535")
+        raise V6AltNameError(f"{excerpt(whole)}: port {port} is outside 1-65535")
     return port
 
 
 def _parse_v6alt(host: str, port: int | None, whole: str) -> ServerName:
     if len(host) > _MAX_NAME:
-        raise V6AltNameError(f"{whole!r}: host is longer than {_MAX_NAME} characters")
+        raise V6AltNameError(f"{excerpt(whole)}: host is longer than {_MAX_NAME} characters")
     labels = host[: -len(SUFFIX)].split(".")
     label = labels[-1]
     subdomains = tuple(labels[:-1])
     for sub in subdomains:
         if _DNS_LABEL.fullmatch(sub) is None:
-            raise V6AltNameError(f"{whole!r}: subdomain label {sub!r} is not a valid DNS label")
+            raise V6AltNameError(
+                f"{excerpt(whole)}: subdomain label {sub!r} is not a valid DNS label"
+            )
     if not label:
-        raise V6AltNameError(f"{whole!r} has no address label before .v6.alt")
+        raise V6AltNameError(f"{excerpt(whole)} has no address label before .v6.alt")
     address = decode_label(label, lenient=True)
     canonical = host == host.lower() and _is_strict(label)
     return ServerName(
@@ -127,32 +129,32 @@ def parse_host(host: str, port: int | None = None, *, whole: str | None = None) 
         raise V6AltNameError("empty host name")
     if host.startswith("["):
         if not host.endswith("]"):
-            raise V6AltNameError(f"{whole!r}: unclosed '[' in IPv6 literal")
+            raise V6AltNameError(f"{excerpt(whole)}: unclosed '[' in IPv6 literal")
         inner = host[1:-1]
         if "%" in inner:
-            raise V6AltNameError(f"{whole!r}: zone index not allowed in a server name")
+            raise V6AltNameError(f"{excerpt(whole)}: zone index not allowed in a server name")
         try:
             return ServerName(inner, port, HostKind.IPV6, IPv6Address(inner))
         except ValueError:
-            raise V6AltNameError(f"{whole!r}: {inner!r} is not an IPv6 address") from None
+            raise V6AltNameError(f"{excerpt(whole)}: {inner!r} is not an IPv6 address") from None
     if host.endswith("."):
-        raise V6AltNameError(f"{whole!r}: a server name has no trailing dot")
+        raise V6AltNameError(f"{excerpt(whole)}: a server name has no trailing dot")
     if is_v6alt(host):
         return _parse_v6alt(host, port, whole)
     if host.lower() == SUFFIX[1:]:
-        raise V6AltNameError(f"{whole!r}: v6.alt is the zone itself; add the address label")
+        raise V6AltNameError(f"{excerpt(whole)}: v6.alt is the zone itself; add the address label")
     if ":" in host:
-        raise V6AltNameError(f"{whole!r}: an IPv6 literal must be in brackets")
+        raise V6AltNameError(f"{excerpt(whole)}: an IPv6 literal must be in brackets")
     if len(host) > _MAX_NAME:
-        raise V6AltNameError(f"{whole!r}: host is longer than {_MAX_NAME} characters")
+        raise V6AltNameError(f"{excerpt(whole)}: host is longer than {_MAX_NAME} characters")
     if re.fullmatch(r"[0-9.]+", host):
         try:
             return ServerName(host, port, HostKind.IPV4, IPv4Address(host))
         except ValueError:
-            raise V6AltNameError(f"{whole!r}: {host!r} is not an IPv4 address") from None
+            raise V6AltNameError(f"{excerpt(whole)}: {host!r} is not an IPv4 address") from None
     for label in host.split("."):
         if _DNS_LABEL.fullmatch(label) is None:
-            raise V6AltNameError(f"{whole!r}: {label!r} is not a valid DNS label")
+            raise V6AltNameError(f"{excerpt(whole)}: {label!r} is not a valid DNS label")
     return ServerName(host, port, HostKind.DNS, None)
 
 
@@ -168,21 +170,21 @@ def parse_matrix_server_name(server_name: str) -> ServerName:
     if not server_name:
         raise V6AltNameError("empty server name")
     if server_name != server_name.strip():
-        raise V6AltNameError(f"{server_name!r}: server name has surrounding white space")
+        raise V6AltNameError(f"{excerpt(server_name)}: server name has surrounding white space")
     if server_name.startswith("["):
         end = server_name.find("]")
         if end < 0:
-            raise V6AltNameError(f"{server_name!r}: unclosed '[' in IPv6 literal")
+            raise V6AltNameError(f"{excerpt(server_name)}: unclosed '[' in IPv6 literal")
         host, rest = server_name[: end + 1], server_name[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise V6AltNameError(f"{server_name!r}: unexpected {rest!r} after ']'")
+            raise V6AltNameError(f"{excerpt(server_name)}: unexpected {rest!r} after ']'")
         port = _parse_port(rest[1:], server_name) if rest else None
         return parse_host(host, port, whole=server_name)
     host, sep, port_text = server_name.rpartition(":")
     if not sep:
         return parse_host(server_name, None, whole=server_name)
     if ":" in host:
-        raise V6AltNameError(f"{server_name!r}: an IPv6 literal must be in brackets")
+        raise V6AltNameError(f"{excerpt(server_name)}: an IPv6 literal must be in brackets")
     return parse_host(host, _parse_port(port_text, server_name), whole=server_name)
 
 
@@ -192,11 +194,11 @@ def parse_xmpp_domain(domain: str) -> ServerName:
     if not isinstance(domain, str):
         raise V6AltNameError(f"domain must be text, got {type(domain).__name__}")
     if domain != domain.strip():
-        raise V6AltNameError(f"{domain!r}: domain has surrounding white space")
+        raise V6AltNameError(f"{excerpt(domain)}: domain has surrounding white space")
     if domain.endswith("."):
         domain = domain[:-1]
     if "/" in domain or "@" in domain:
-        raise V6AltNameError(f"{domain!r}: a domainpart has no '@' or '/'")
+        raise V6AltNameError(f"{excerpt(domain)}: a domainpart has no '@' or '/'")
     if not domain.startswith("[") and domain.count(":") == 1:
-        raise V6AltNameError(f"{domain!r}: an XMPP domain carries no port")
+        raise V6AltNameError(f"{excerpt(domain)}: an XMPP domain carries no port")
     return parse_host(domain, None, whole=domain)

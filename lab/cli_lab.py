@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Final, TextIO
 
+from v6alt import __version__
 from v6alt.cli_common import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
@@ -52,6 +53,9 @@ see docs/lab.md.
 def register(subparsers: SubParsers) -> None:
     """Add the ``lab`` command and its ``up``/``status``/``down`` subcommands."""
     common = argparse.ArgumentParser(add_help=False)
+    # Every level of `v6alt` takes --version (v6alt.cli_common.add_command adds it
+    # to the commands; these actions are plain sub-parsers).
+    common.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     common.add_argument(
         "--run-dir",
         default=str(DEFAULT_RUN_DIR),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
-from v6alt.cli_common import EXIT_USAGE, Streams, SubParsers, add_command, parse_listen
+from v6alt.cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, add_command, parse_listen
 
 __all__ = ["register"]
 
@@ -53,6 +53,12 @@ def register(subparsers: SubParsers) -> None:
         "--lookup", metavar="HOST:PORT", type=parse_listen, help="override sidecar.lookup_listen"
     )
     parser.add_argument(
+        "--print-systemd-unit",
+        action="store_true",
+        help="print a hardened systemd unit running this install's v6alt on --config "
+        "(default /etc/v6alt/sidecar.yaml) and exit",
+    )
+    parser.add_argument(
         "--workers",
         metavar="N",
         type=_workers,
@@ -62,6 +68,8 @@ def register(subparsers: SubParsers) -> None:
 
 
 def _run(args: argparse.Namespace, streams: Streams) -> int:
+    if args.print_systemd_unit:
+        return _print_unit(args, streams)
     try:
         import twisted  # noqa: F401
     except ImportError:
@@ -70,3 +78,18 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
     from .sidecar import SidecarOptions, run
 
     return run(SidecarOptions(args.config, args.dns, args.lookup, args.workers))
+
+
+def _print_unit(args: argparse.Namespace, streams: Streams) -> int:
+    from pathlib import Path
+
+    from .systemd_unit import DEFAULT_CONFIG, render_unit
+
+    config = str(Path(args.config).absolute()) if args.config else DEFAULT_CONFIG
+    try:
+        unit = render_unit(config=config)
+    except ValueError as error:
+        streams.error("sidecar", f"cannot write a systemd unit: {error}")
+        return EXIT_USAGE
+    streams.stdout.write(unit)
+    return EXIT_OK

@@ -24,6 +24,12 @@ declare -A RELEASE_PACKAGES=(
     [bench]="dnsperf"
     [synapse-workers]="postgresql redis-server"
     [capture]="tshark"
+    # The container tests (tox env docker): Debian's engine and compose, and
+    # debootstrap for the local base image (no registry is needed);
+    # systemd for systemd-analyze (the sidecar unit's check).
+    [docker]="docker.io docker-compose debootstrap systemd"
+    # mod_v6alt's rock (scripts/build-rock.sh) and `prosodyctl install`.
+    [packaging]="luarocks liblua5.4-dev"
 )
 # Packages taken from <codename>-backports, by group (the release's own versions
 # are too old: Prosody 0.12 lacks s2sout-pre-connect, Yggdrasil 0.4 speaks an
@@ -42,11 +48,14 @@ declare -A PACKAGE_SERVICES=(
     [yggdrasil]="yggdrasil.service"
     [postgresql]="postgresql.service"
     [redis-server]="redis-server.service"
+    # The tests start their own dockerd (and stop it again).
+    [docker.io]="docker.service docker.socket"
+    [containerd]="containerd.service"
 )
 # What `scripts/test.sh` and a plain run install: the groups the test suite
 # needs (dns: the sidecar's dig and unbound tests; mesh: the lab tests). A part
 # whose tests need more adds its group here.
-DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture)
+DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture docker packaging)
 
 # Recommends are left out on purpose: python3-pip alone would pull in a
 # compiler tool chain. Name what a test needs explicitly instead.

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from v6alt.codec import encode
 from v6alt.config import Config, ConfigError, parse_config
+from v6alt.errors import V6AltNameError, excerpt
 from v6alt.names import is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
 
@@ -29,6 +31,7 @@ from .synapse_seam import (
     SynapseInternals,
     SynapseInternalsMissing,
     config_error,
+    configured_server_name,
     install_federation_seams,
     install_inbound_seam,
     install_key_seam,
@@ -73,6 +76,25 @@ def _warn_about_notaries(synapse: SynapseInternals) -> None:
             "set `trusted_key_servers: []` on mesh-only hosts",
             ", ".join(names),
         )
+
+
+def own_name_problem(hostname: str) -> str | None:
+    """Why this homeserver's own ``server_name`` cannot be a v6.alt identity, or None."""
+    if not is_v6alt(hostname.rpartition(":")[0] or hostname):
+        return None
+    try:
+        own = parse_matrix_server_name(hostname)
+    except V6AltNameError as e:
+        return f"v6alt: server_name {excerpt(hostname)} is not a v6.alt name: {e}"
+    if own.canonical:
+        return None
+    assert own.ipv6 is not None
+    canonical = ".".join([*(s.lower() for s in own.subdomains), encode(own.ipv6)])
+    port = f":{own.port}" if own.port is not None else ""
+    return (
+        f"v6alt: server_name {hostname!r} is not the canonical v6.alt name of {own.ipv6}; "
+        f"other servers would refuse it: use {canonical}{port}"
+    )
 
 
 class V6AltFederation:
@@ -125,22 +147,25 @@ class V6AltFederation:
 
     @staticmethod
     def _check_own_name(hostname: str) -> None:
-        if not is_v6alt(hostname.rpartition(":")[0] or hostname):
-            return
-        own = parse_matrix_server_name(hostname)
-        if not own.canonical:
-            raise config_error(
-                f"v6alt: server_name {hostname!r} is not the canonical v6.alt name of "
-                f"{own.ipv6}; other servers would refuse it",
-                ["server_name"],
-            )
+        # Normally refused in parse_config already (a clean config error); here
+        # for a module constructed without Synapse's config loader.
+        problem = own_name_problem(hostname)
+        if problem is not None:
+            raise config_error(problem, ["server_name"])
 
     @staticmethod
     def parse_config(config: object) -> Config:
         try:
-            return parse_config(config)
+            parsed = parse_config(config)
         except ConfigError as e:
             raise _synapse_config_error(e) from None
+        # Synapse prints an error raised here as one "Error in configuration"
+        # message; raised from __init__ it would end start-up with a traceback.
+        own = configured_server_name()
+        problem = own_name_problem(own) if own is not None else None
+        if problem is not None:
+            raise config_error(problem, [])
+        return parsed
 
     def __repr__(self) -> str:
         return "V6AltFederation()"

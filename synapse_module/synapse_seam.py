@@ -102,6 +102,13 @@ METHODS: Final = (
         "wrapped: no notary asked about a v6.alt server",
     ),
     Method(
+        "synapse.config.modules",
+        "ModulesConfig.read_config",
+        ("config", "**"),
+        "inspected: the raw homeserver config (its server_name) while the module's "
+        "config is parsed, so a bad server_name is a config error",
+    ),
+    Method(
         "synapse.storage.databases.main.transactions",
         "TransactionWorkerStore.set_destination_retry_timings",
         ("destination", "failure_ts", "retry_last_ts", "retry_interval"),
@@ -371,6 +378,36 @@ def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
 def _columns_txn(txn: Any) -> None:
     txn.execute(f"SELECT {', '.join(DESTINATIONS_COLUMNS)} FROM destinations WHERE 1 = 0")
     txn.fetchall()
+
+
+def configured_server_name() -> str | None:
+    """The ``server_name`` of the homeserver config Synapse is reading, or None.
+
+    Called from the module's ``parse_config``: Synapse's config loader calls
+    it from ``ModulesConfig.read_config(config)``, whose ``config`` is the
+    whole homeserver.yaml as a dict. ``ModulesConfig`` is read before
+    ``ServerConfig`` (checked on 1.100-1.163), so the raw dict is the only
+    place the name is known then. Found by walking up the stack to that
+    frame; None when parse_config is called any other way (tests, tools).
+    An error raised in parse_config is printed by Synapse as one clean
+    "Error in configuration" message, while one raised when the module is
+    constructed ends start-up with a traceback.
+    """
+    import sys
+
+    try:
+        from synapse.config.modules import ModulesConfig
+    except ImportError:
+        return None
+    code = getattr(ModulesConfig.read_config, "__code__", None)
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            config = frame.f_locals.get("config")
+            name = config.get("server_name") if isinstance(config, dict) else None
+            return name if isinstance(name, str) else None
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 # Errors, from the public module API (synapse.module_api.errors, 1.100-1.163).

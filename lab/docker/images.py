@@ -1,0 +1,190 @@
+"""The images the container tests run, all made on this machine.
+
+- the **base image**, a Debian rootfs from ``debootstrap --variant=minbase``
+  imported with ``docker import``: no registry needed. It is the one image
+  kept between runs (:data:`BASE_IMAGE`, labelled with what it was made from;
+  ``docker image rm v6alt-test/debian:bookworm`` removes it), as
+  debootstrap takes minutes;
+- a **stand-in for the official Synapse image**, built from the base with
+  pip, with the official image's layout and entrypoint (tests/docker/standin);
+- the project's images, built from docker/ exactly as docs/docker.md says,
+  with the base and the stand-in as build arguments.
+
+:class:`ImageSet` builds the run's images under one tag and removes them
+(and the stages they left behind) in :meth:`ImageSet.remove`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from .engine import DEBOOTSTRAP, Engine, run
+
+__all__ = ["BASE_IMAGE", "ImageSet", "base_image", "wheelhouse"]
+
+BASE_IMAGE: Final = "v6alt-test/debian:bookworm"
+BASE_SUITE: Final = "bookworm"
+BASE_MIRROR: Final = "http://deb.debian.org/debian"
+# What the base needs beyond minbase: the v6alt image's Python and iproute2
+# (so its build needs no apt), certificates and openssl for the tests.
+BASE_PACKAGES: Final = ("python3", "python3-venv", "ca-certificates", "openssl", "iproute2")
+BASE_LABEL: Final = "org.v6alt.test.base"
+TEST_LABEL: Final = "org.v6alt.test.run"
+
+
+def _base_key() -> str:
+    return hashlib.sha256(f"{BASE_SUITE} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:16]
+
+
+def base_image(engine: Engine, work: Path) -> tuple[str, float]:
+    """The cached base image, made first if missing; ``(name, seconds spent making it)``."""
+    key = _base_key()
+    found = engine.docker(
+        ["images", "--quiet", "--filter", f"label={BASE_LABEL}={key}", BASE_IMAGE]
+    ).strip()
+    if found:
+        return BASE_IMAGE, 0.0
+    started = time.monotonic()
+    rootfs = Path(tempfile.mkdtemp(prefix="v6alt-rootfs-", dir=work))
+    try:
+        run(
+            [
+                DEBOOTSTRAP,
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                BASE_SUITE,
+                str(rootfs),
+                BASE_MIRROR,
+            ],
+            timeout=1200,
+        )
+        tar = subprocess.Popen(
+            [
+                "tar",
+                "-C",
+                str(rootfs),
+                "--exclude=./var/cache/apt/archives/*.deb",
+                "--exclude=./var/lib/apt/lists/*_*",
+                "-c",
+                ".",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert tar.stdout is not None
+        imported = subprocess.run(
+            [
+                "/usr/bin/docker",
+                "import",
+                "--change",
+                f"LABEL {BASE_LABEL}={key}",
+                "--change",
+                'CMD ["/bin/bash"]',
+                "-",
+                BASE_IMAGE,
+            ],
+            stdin=tar.stdout,
+            capture_output=True,
+            check=False,
+        )
+        tar.stdout.close()
+        if tar.wait() != 0 or imported.returncode != 0:
+            raise RuntimeError(f"docker import failed: {imported.stderr.decode()[-2000:]}")
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return BASE_IMAGE, time.monotonic() - started
+
+
+def wheelhouse(repo: Path, into: Path, requirements: Sequence[str]) -> Path:
+    """``into`` with v6alt's wheel built from ``repo`` and the wheels of
+    ``requirements`` (``"v6alt[sidecar,check]"`` names the built v6alt), from
+    the package index as pip is configured here."""
+    into.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    run([*pip, "wheel", "--no-deps", "--wheel-dir", str(into), str(repo)], timeout=600)
+    (wheel,) = into.glob("v6alt-*.whl")
+    wanted = [r.replace("v6alt[", f"{wheel}[", 1) for r in requirements]
+    if wanted:
+        run([*pip, "download", "--only-binary=:all:", "--dest", str(into), *wanted], timeout=900)
+    return into
+
+
+@dataclass
+class ImageSet:
+    """The images of one test run, tagged ``v6alt-test/<name>:<tag>``."""
+
+    engine: Engine
+    tag: str
+    built: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    _dangling_before: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._dangling_before = set(self._dangling())
+
+    def _dangling(self) -> list[str]:
+        return self.engine.docker(["images", "--quiet", "--filter", "dangling=true"]).split()
+
+    def name(self, image: str) -> str:
+        return f"v6alt-test/{image}:{self.tag}"
+
+    def build(
+        self,
+        image: str,
+        context: Path,
+        dockerfile: Path,
+        build_args: dict[str, str],
+        *,
+        network_host: bool = False,
+    ) -> str:
+        """``docker build`` (the classic builder, as compose uses it); the image's name."""
+        name = self.name(image)
+        argv = [
+            "build",
+            "--quiet",
+            "--rm",
+            "--force-rm",
+            "--label",
+            f"{TEST_LABEL}={self.tag}",
+            "--tag",
+            name,
+            "--file",
+            str(dockerfile),
+        ]
+        if network_host:  # apt inside the build: the host's network, no NAT needed
+            argv += ["--network", "host"]
+        for key, value in build_args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        started = time.monotonic()
+        self.engine.docker([*argv, str(context)], timeout=1200)
+        self.seconds[image] = time.monotonic() - started
+        self.built.append(name)
+        return name
+
+    def size(self, image: str) -> int:
+        return int(self.engine.docker(["image", "inspect", "--format", "{{.Size}}", image]))
+
+    def remove(self) -> None:
+        """Remove every image built here and the build stages they left dangling."""
+        for name in reversed(self.built):
+            subprocess.run(
+                ["/usr/bin/docker", "image", "rm", "--force", name],
+                capture_output=True,
+                check=False,
+            )
+        self.built.clear()
+        left = [i for i in self._dangling() if i not in self._dangling_before]
+        if left:
+            subprocess.run(
+                ["/usr/bin/docker", "image", "rm", "--force", *left],
+                capture_output=True,
+                check=False,
+            )
