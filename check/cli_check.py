@@ -15,7 +15,7 @@ from v6alt.cli_common import (
     parse_listen,
 )
 from v6alt.config import ConfigError, load_config
-from v6alt.errors import V6AltNameError
+from v6alt.errors import V6AltNameError, abridge
 from v6alt.policy import Policy
 
 __all__ = ["register"]
@@ -138,7 +138,7 @@ def _options(args: argparse.Namespace, streams: Streams) -> object:
             policy = Policy(load_config(args.config))
         except ConfigError as exc:
             # A whole-file error already starts with the file name.
-            where = f"--config {args.config}: " if exc.path else "--config "
+            where = f"--config {abridge(args.config)}: " if exc.path else "--config "
             raise UsageError(f"{where}{exc}") from None
     return Options(
         timeout=args.timeout,

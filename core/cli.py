@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from importlib.metadata import EntryPoint, entry_points
 from io import TextIOWrapper
-from typing import Final
+from typing import Any, Final, TextIO, cast
 
 from . import __version__
 from .cli_codec import register_decode, register_encode
@@ -105,6 +105,44 @@ def build_parser(
     return parser
 
 
+#: The longest line ``v6alt`` writes to stderr; a longer one (argparse echoing a
+#: huge bad value, say) is cut there and ends with how long it was.
+MAX_STDERR_LINE: Final = 1000
+
+
+class _BoundedLines:
+    """A text stream that cuts every line written through it to MAX_STDERR_LINE."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._column = 0
+
+    def write(self, text: str) -> int:
+        pieces = text.split("\n")
+        for index, piece in enumerate(pieces):
+            room = MAX_STDERR_LINE - self._column
+            if room > 0:
+                self._stream.write(piece[:room])
+            self._column += len(piece)
+            if index < len(pieces) - 1:
+                if self._column > MAX_STDERR_LINE:
+                    self._stream.write(f"... (a line of {self._column:,} characters, cut)")
+                self._stream.write("\n")
+                self._column = 0
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _bounded(streams: Streams) -> Streams:
+    stderr = cast(TextIO, _BoundedLines(streams.stderr))
+    return Streams(streams.stdin, streams.stdout, stderr)
+
+
 def _system_streams() -> Streams:
     # Undecodable input bytes reach the codec (which rejects them with a
     # reason) instead of raising in the middle of a bulk run; output that
@@ -125,7 +163,7 @@ def main(
 ) -> int:
     """Run ``v6alt`` and return the exit code (the console script exits with it)."""
     real = streams is None
-    io = _system_streams() if streams is None else streams
+    io = _bounded(_system_streams() if streams is None else streams)
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         with redirect_stdout(io.stdout), redirect_stderr(io.stderr):

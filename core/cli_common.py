@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeAlias
 
-from .errors import V6AltError
+from .errors import V6AltError, excerpt
 
 __all__ = [
     "EXIT_CHECK_FAILED",
@@ -116,15 +116,19 @@ def parse_listen(text: str) -> tuple[str, int]:
     match = bracketed or _PLAIN.fullmatch(text)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not HOST:PORT (IPv6 literals in brackets: [::1]:5353)"
+            f"{excerpt(text)} is not HOST:PORT (IPv6 literals in brackets: [::1]:5353)"
         )
     host, port = match.group(1), int(match.group(2))
     try:
         address = ip_address(host)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: {host!r} is not an IP address") from None
+        raise argparse.ArgumentTypeError(
+            f"{excerpt(text)}: {excerpt(host)} is not an IP address"
+        ) from None
     if (address.version == 6) != (bracketed is not None):
-        raise argparse.ArgumentTypeError(f"{text!r}: IPv6 literals go in brackets, IPv4 without")
+        raise argparse.ArgumentTypeError(
+            f"{excerpt(text)}: IPv6 literals go in brackets, IPv4 without"
+        )
     if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: port {port} is outside 1-65535")
+        raise argparse.ArgumentTypeError(f"{excerpt(text)}: port {port} is outside 1-65535")
     return host, port

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING, Any, Final
 
 from .cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, add_command, dump_json, host_port
+from .errors import abridge
 
 if TYPE_CHECKING:
     from .config import Config
@@ -71,8 +72,8 @@ def _run_check(args: argparse.Namespace, streams: Streams) -> int:
     except ConfigError as exc:
         # Whole-document errors (unreadable, YAML syntax; empty key path)
         # already start with the file name; do not print it twice.
-        reason = exc.reason if exc.path else exc.reason.removeprefix(f"{path}: ")
-        streams.error("config", f"{path}: {str(exc) if exc.path else reason}")
+        reason = exc.reason if exc.path else exc.reason.removeprefix(f"{abridge(path)}: ")
+        streams.error("config", f"{abridge(path)}: {str(exc) if exc.path else reason}")
         if args.json:
             error = {"path": list(exc.path), "reason": reason}
             dump_json({"file": path, "valid": False, "error": error}, streams.stdout)

@@ -20,7 +20,7 @@ import re
 from ipaddress import IPv6Address
 from typing import Final, Union
 
-from .errors import V6AltNameError
+from .errors import V6AltNameError, excerpt
 
 __all__ = [
     "SUFFIX",
@@ -77,11 +77,13 @@ def to_address(address: AddressLike) -> IPv6Address:
         if text.startswith("[") and text.endswith("]"):
             text = text[1:-1]
         if "%" in text:
-            raise V6AltNameError(f"zone index not allowed in {address!r}: names carry no zone")
+            raise V6AltNameError(
+                f"zone index not allowed in {excerpt(address)}: names carry no zone"
+            )
         try:
             return IPv6Address(text)
         except ValueError:
-            raise V6AltNameError(f"not an IPv6 address: {address!r}") from None
+            raise V6AltNameError(f"not an IPv6 address: {excerpt(address)}") from None
     raise V6AltNameError(f"not an IPv6 address: {address!r}")
 
 
@@ -140,10 +142,13 @@ def _expand(label: str) -> str:
     if hyphens == 0:
         return label
     if hyphens > 1:
-        raise V6AltNameError(f"label {label!r} has {hyphens} hyphens; at most one is allowed")
+        raise V6AltNameError(
+            f"label {excerpt(label)} has {hyphens} hyphens; at most one is allowed"
+        )
     if len(label) > LABEL_LENGTH:
         raise V6AltNameError(
-            f"label {label!r} is {len(label)} characters; a label with a hyphen has at most 26"
+            f"label {excerpt(label)} is {len(label)} characters; "
+            "a label with a hyphen has at most 26"
         )
     return label.replace("-", "a" * (LABEL_LENGTH + 1 - len(label)))
 
@@ -164,11 +169,12 @@ def _label_value(label: str, expanded: str) -> int:
         return value
     if len(expanded) != LABEL_LENGTH:
         raise V6AltNameError(
-            f"label {label!r} expands to {len(expanded)} characters; 26 are required"
+            f"label {excerpt(label)} expands to {len(expanded)} characters; 26 are required"
         )
     bad = sorted({c for c in expanded if c not in _ALPHABET})
     raise V6AltNameError(
-        f"label {label!r} has characters outside the base32 alphabet a-z2-7: {''.join(bad)!r}"
+        f"label {excerpt(label)} has characters outside the base32 alphabet a-z2-7: "
+        f"{excerpt(''.join(bad))}"
     )
 
 
@@ -222,14 +228,14 @@ def _is_compressed_form(label: str) -> bool:
 
 def _non_canonical_reason(label: str, canonical: str) -> str:
     if label.lower() == canonical:
-        return f"label {label!r} is not lowercase; the canonical spelling is {canonical!r}"
+        return f"label {excerpt(label)} is not lowercase; the canonical spelling is {canonical!r}"
     if label[-1:].lower() not in _PAD_CHARS and "-" not in label[-1:]:
         return (
-            f"label {label!r} has nonzero padding bits in its last character; "
+            f"label {excerpt(label)} has nonzero padding bits in its last character; "
             f"the canonical spelling is {canonical!r}"
         )
     return (
-        f"label {label!r} is another spelling of {canonical!r}; only the canonical "
+        f"label {excerpt(label)} is another spelling of {canonical!r}; only the canonical "
         "form (longest run of a's, the last one on a tie, as one hyphen) names a server"
     )
 
@@ -252,14 +258,14 @@ def _split_name(name: str) -> str:
         before, colon, port = host.rpartition(":")
         if colon and port.isdigit() and before.lower().rstrip(".").endswith(SUFFIX):
             raise V6AltNameError(
-                f"{name!r} ends in a port (':{port}'), which is not part of a host name; "
-                f"give the name alone: {before!r}"
+                f"{excerpt(name)} ends in a port (':{port}'), which is not part of a host name; "
+                f"give the name alone: {excerpt(before)}"
             )
-        raise V6AltNameError(f"{name!r} is not under .v6.alt")
+        raise V6AltNameError(f"{excerpt(name)} is not under .v6.alt")
     rest = host[: -len(SUFFIX)]
     label = rest.rpartition(".")[2]
     if not label:
-        raise V6AltNameError(f"{name!r} has no address label before .v6.alt")
+        raise V6AltNameError(f"{excerpt(name)} has no address label before .v6.alt")
     return label
 
 
@@ -295,7 +301,7 @@ def decode(name: str, *, lenient: bool = False) -> IPv6Address:
             return IPv6Address(int(raw.translate(_TO_BASE32HEX), 32) >> 2)
     label = _split_name(name)
     if not lenient and not name.rstrip(".").endswith(SUFFIX):
-        raise V6AltNameError(f"{name!r}: the suffix must be lowercase '.v6.alt'")
+        raise V6AltNameError(f"{excerpt(name)}: the suffix must be lowercase '.v6.alt'")
     return decode_label(label, lenient=lenient)
 
 
@@ -312,10 +318,12 @@ def from_reverse_pointer(name: str) -> IPv6Address:
     host = name[:-1] if name.endswith(".") else name
     lowered = host.lower()
     if not lowered.endswith(".ip6.arpa"):
-        raise V6AltNameError(f"{name!r} is not under ip6.arpa")
+        raise V6AltNameError(f"{excerpt(name)} is not under ip6.arpa")
     nibbles = lowered[: -len(".ip6.arpa")].split(".")
     if len(nibbles) != 32:
-        raise V6AltNameError(f"{name!r} has {len(nibbles)} nibble labels; a full address needs 32")
+        raise V6AltNameError(
+            f"{excerpt(name)} has {len(nibbles)} nibble labels; a full address needs 32"
+        )
     if any(len(n) != 1 or n not in "0123456789abcdef" for n in nibbles):
-        raise V6AltNameError(f"{name!r}: every label before ip6.arpa must be one hex digit")
+        raise V6AltNameError(f"{excerpt(name)}: every label before ip6.arpa must be one hex digit")
     return IPv6Address(int("".join(reversed(nibbles)), 16))

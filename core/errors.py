@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["EXCERPT_LIMIT", "V6AltError", "V6AltNameError", "excerpt"]
+__all__ = ["EXCERPT_LIMIT", "V6AltError", "V6AltNameError", "abridge", "excerpt"]
 
 #: How many characters of a bad input an error message quotes at most.
 EXCERPT_LIMIT: Final = 64
@@ -29,3 +29,12 @@ def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def abridge(text: str, limit: int = 2 * EXCERPT_LIMIT) -> str:
+    """``text`` itself, or for a longer one its start and its end around
+    ``...``: for file paths, whose end names the file."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}...{text[-keep:]} ({len(text):,} characters)"

@@ -19,7 +19,7 @@ import yaml
 
 from . import config_fields as fields
 from .config_fields import ConfigError
-from .errors import excerpt
+from .errors import abridge, excerpt
 
 __all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_VALUES", "read_yaml_file"]
 
@@ -144,27 +144,28 @@ def read_yaml_file(path: str | os.PathLike[str], *, unique_keys: bool = True) ->
     duplicate keys (with ``unique_keys``), a value YAML cannot build.
     """
     name = os.fspath(path)
+    shown = abridge(name)
     try:
         with open(name, "rb") as handle:
             raw = handle.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError((), f"{name}: no such file") from None
+        raise ConfigError((), f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise ConfigError((), f"{name}: is a directory, not a config file") from None
+        raise ConfigError((), f"{shown}: is a directory, not a config file") from None
     except OSError as e:
-        raise ConfigError((), f"{name}: cannot read: {e.strerror or e}") from None
+        raise ConfigError((), f"{shown}: cannot read: {e.strerror or e}") from None
     if len(raw) > MAX_YAML_BYTES:
         raise ConfigError(
-            (), f"{name}: larger than {MAX_YAML_BYTES >> 20} MiB, too large for a config file"
+            (), f"{shown}: larger than {MAX_YAML_BYTES >> 20} MiB, too large for a config file"
         )
     if b"\0" in raw:
         raise ConfigError(
-            (), f"{name}: binary content (a NUL byte at byte {raw.index(0)}), not YAML text"
+            (), f"{shown}: binary content (a NUL byte at byte {raw.index(0)}), not YAML text"
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError((), f"{name}: not UTF-8 text (byte {e.start})") from None
+        raise ConfigError((), f"{shown}: not UTF-8 text (byte {e.start})") from None
     loader = (_UniqueKeyLoader if unique_keys else _BoundedLoader)(text)
     try:
         node = loader.get_single_node()
@@ -173,13 +174,13 @@ def read_yaml_file(path: str | os.PathLike[str], *, unique_keys: bool = True) ->
         _check_size(node)
         return loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise ConfigError((), f"{name}: {_yaml_reason(e)}") from None
+        raise ConfigError((), f"{shown}: {_yaml_reason(e)}") from None
     except (ValueError, OverflowError) as e:
         # A scalar that resolves to a type it does not fit: 2001-13-01 as a
         # date, an integer of more than 4,300 digits.
-        raise ConfigError((), f"{name}: a YAML value cannot be read: {_first_line(e)}") from None
+        raise ConfigError((), f"{shown}: a YAML value cannot be read: {_first_line(e)}") from None
     except RecursionError:  # a bound above was not enough; never a traceback
-        raise ConfigError((), f"{name}: YAML nested too deeply") from None
+        raise ConfigError((), f"{shown}: YAML nested too deeply") from None
     finally:
         loader.dispose()
 
