@@ -18,13 +18,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 __all__ = [
+    "SIDECAR_READY",
     "Sidecar",
     "dig",
     "free_port",
     "running_sidecar",
     "running_unbound",
+    "sidecar_command",
     "stop",
     "unbound_config",
 ]
@@ -59,8 +62,24 @@ def free_port() -> int:
     raise RuntimeError("no free port in 15300-15399")
 
 
-def sidecar_command() -> list[str]:
-    return [sys.executable, "-m", "v6alt", "sidecar"]
+#: What the sidecar logs once both its listeners are up.
+SIDECAR_READY: Final = "v6alt sidecar ready"
+
+
+def sidecar_command(
+    config: Path | None = None,
+    dns: str | None = None,
+    lookup: str | None = None,
+    workers: int | None = None,
+) -> list[str]:
+    """``v6alt sidecar`` in this interpreter, with the options given (``[host]:port``
+    listeners). Every sidecar the lab, the tests and the benchmarks start runs this."""
+    argv = [sys.executable, "-m", "v6alt", "sidecar"]
+    options = {"--config": config, "--dns": dns, "--lookup": lookup, "--workers": workers}
+    for option, value in options.items():
+        if value is not None:
+            argv += [option, str(value)]
+    return argv
 
 
 @dataclass
@@ -112,13 +131,7 @@ def running_sidecar(
         config.write_text(config_yaml or "{}\n")
         log_path = Path(tmp, "sidecar.log")
         dns_port, lookup_port = free_port(), free_port()
-        command = [
-            *sidecar_command(),
-            "--config", str(config),
-            "--dns", f"[::1]:{dns_port}",
-            "--lookup", f"[::1]:{lookup_port}",
-            "--workers", str(workers),
-        ]  # fmt: skip
+        command = sidecar_command(config, f"[::1]:{dns_port}", f"[::1]:{lookup_port}", workers)
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 command,

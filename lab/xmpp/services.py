@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Final
 from ..errors import LabEnvironmentError, LabError, LabNotUpError, LabTimeoutError
 from ..host import LabHost
 from ..lab import Lab
+from ..local_servers import SIDECAR_READY, sidecar_command
 from ..netns import find_tool, netns_exec_argv
 from ..procs import process_start_time
 from ..service_control import (
@@ -58,7 +58,6 @@ __all__ = [
 SERVICES: Final = ("xmpp",)
 XMPP_KINDS: Final = ("sidecar", "prosody")  # the ServiceRecord kinds start_xmpp makes
 STARTUP_TIMEOUT: Final = 30.0
-_READY_SIDECAR: Final = "v6alt sidecar ready"
 _READY_PROSODY: Final = "Activated service 's2s'"
 
 Progress = Callable[[str], None]
@@ -207,11 +206,10 @@ class _Starter:
         self.spawner.spawn(
             sidecar,
             host,
-            [sys.executable, "-m", "v6alt", "sidecar", "--config", str(files.sidecar_config),
-             "--dns", DNS_LISTEN, "--lookup", LOOKUP_LISTEN],
+            sidecar_command(files.sidecar_config, DNS_LISTEN, LOOKUP_LISTEN),
             files.sidecar_log,
-        )  # fmt: skip
-        self._wait(sidecar, files.sidecar_log, _READY_SIDECAR, deadline)
+        )
+        self._wait(sidecar, files.sidecar_log, SIDECAR_READY, deadline)
         self.lab.progress(
             f"{host.host}: sidecar ready (pid {sidecar.pid}): DNS {DNS_LISTEN}, "
             f"lookup {LOOKUP_LISTEN}"

@@ -27,6 +27,7 @@ from string import Template
 from typing import Any
 
 from v6alt.lab.certificates import LabCa, make_lab_ca, self_signed_certificate
+from v6alt.lab.local_servers import SIDECAR_READY, sidecar_command
 from v6alt.lab.netns import FlatHost, FlatNet
 from v6alt.lab.xmpp.files import instance_plumbing
 from v6alt.prosody_bridge.module_path import install_module
@@ -135,18 +136,7 @@ class Sidecar:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a") as log:
             self.process = self.node.popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "v6alt",
-                    "sidecar",
-                    "--config",
-                    str(self.config),
-                    "--dns",
-                    f"[::1]:{DNS_PORT}",
-                    "--lookup",
-                    f"[::1]:{LOOKUP_PORT}",
-                ],
+                sidecar_command(self.config, f"[::1]:{DNS_PORT}", f"[::1]:{LOOKUP_PORT}"),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -155,7 +145,7 @@ class Sidecar:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"sidecar exited: {self.log.read_text()[offset:]}")
-            return "v6alt sidecar ready" in self.log.read_text()[offset:]
+            return SIDECAR_READY in self.log.read_text()[offset:]
 
         wait_until(ready, STARTUP_SECONDS, f"the sidecar in {self.node.namespace}")
 
