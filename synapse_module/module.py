@@ -14,6 +14,7 @@ Synapse internal the module touches (:mod:`.synapse_seam`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from v6alt.codec import encode
@@ -25,6 +26,7 @@ from v6alt.policy import Policy
 from .inbound import InboundGate, claimed_origins
 from .metrics import ModuleMetrics
 from .outbound import OutboundJudge, SynapseBlocklist
+from .pinning import PinGuard, default_pin_file, pinning_may_apply
 from .recovery import BackoffRecovery
 from .resolver import install_resolver
 from .synapse_seam import (
@@ -34,7 +36,9 @@ from .synapse_seam import (
     configured_server_name,
     install_federation_seams,
     install_inbound_seam,
+    install_key_pin_seam,
     install_key_seam,
+    internals_problems,
     require_internals,
     synapse_version,
     tested_range_text,
@@ -78,6 +82,10 @@ def _warn_about_notaries(synapse: SynapseInternals) -> None:
         )
 
 
+def _no_key_pins(from_server: str, response_json: Any) -> None:
+    return None
+
+
 def own_name_problem(hostname: str) -> str | None:
     """Why this homeserver's own ``server_name`` cannot be a v6.alt identity, or None."""
     if not is_v6alt(hostname.rpartition(":")[0] or hostname):
@@ -115,10 +123,17 @@ class V6AltFederation:
         self.tls = FederationTls(
             self.judge, peer_bound_context(synapse.minimum_tls_version), self.metrics
         )
-        install_federation_seams(self.tls.options_for, skip_lookup)
+        self.pins = self._start_pinning(config, self.policy, synapse)
+        options_for: Callable[[bytes, Callable[[], Any]], Any] = self.tls.options_for
+        if self.pins is not None:
+            options_for = self.pins.wrap_options(options_for)
+        install_federation_seams(options_for, skip_lookup)
         self.inbound = InboundGate(config.synapse.inbound_ip_binding, self.metrics)
         install_inbound_seam(claimed_origins, self.inbound.check)
         install_key_seam(skip_notary)
+        install_key_pin_seam(
+            self.pins.check_key_response if self.pins is not None else _no_key_pins
+        )
         self.recovery = BackoffRecovery(synapse, self.judge, self.metrics)
         probing = self.recovery.start()
         _warn_about_notaries(synapse)
@@ -132,18 +147,47 @@ class V6AltFederation:
         )
 
     @staticmethod
+    def _start_pinning(
+        config: Config, policy: Policy, synapse: SynapseInternals
+    ) -> PinGuard | None:
+        if not pinning_may_apply(policy):
+            logger.info("v6alt: pinning is off everywhere (pinning.default: off)")
+            return None
+        path = config.pinning.file or default_pin_file(synapse.media_store_path)
+        guard = PinGuard(policy, path)
+        problem = guard.check_start()
+        if problem is not None:
+            logger.error("v6alt: cannot keep pins: %s", problem)
+            raise config_error(
+                f"v6alt: pinning.file: {problem}. Pins of v6.alt peers outside 200::/7 and "
+                "fc00::/8 must be kept (docs/security.md): fix the file or its directory, set "
+                "pinning.file, or turn pinning off explicitly (pinning.default: off)",
+                ["modules"],
+            )
+        logger.info(
+            "v6alt: pins of v6.alt peers in %s (pinning.default: %s; off in 200::/7 and fc00::/8)",
+            guard.path,
+            config.pinning.default,
+        )
+        return guard
+
+    @staticmethod
     def _require_internals(api: Any) -> SynapseInternals:
         try:
             return require_internals(api)
         except SynapseInternalsMissing as e:
-            logger.error("v6alt: cannot start on Synapse %s: %s", synapse_version(), e)
-            raise config_error(
-                f"v6alt: this Synapse ({synapse_version()}) lacks internals the module needs "
-                f"for v6.alt federation: {e}. The module is tested on Synapse "
-                f"{tested_range_text()}; use one of those, or a v6alt release that supports "
-                "this Synapse",
-                ["modules"],
-            ) from None
+            raise V6AltFederation._missing_internals_error(e) from None
+
+    @staticmethod
+    def _missing_internals_error(e: SynapseInternalsMissing) -> Exception:
+        logger.error("v6alt: cannot start on Synapse %s: %s", synapse_version(), e)
+        return config_error(
+            f"v6alt: this Synapse ({synapse_version()}) lacks internals the module needs "
+            f"for v6.alt federation: {e}. The module is tested on Synapse "
+            f"{tested_range_text()}; use one of those, or a v6alt release that supports "
+            "this Synapse",
+            ["modules"],
+        )
 
     @staticmethod
     def _check_own_name(hostname: str) -> None:
@@ -161,6 +205,11 @@ class V6AltFederation:
             raise _synapse_config_error(e) from None
         # Synapse prints an error raised here as one "Error in configuration"
         # message; raised from __init__ it would end start-up with a traceback.
+        # So whatever can be checked before the homeserver exists is checked
+        # here: the Synapse methods the module needs, and the own server name.
+        missing = internals_problems(None)
+        if missing:
+            raise V6AltFederation._missing_internals_error(SynapseInternalsMissing(missing))
         own = configured_server_name()
         problem = own_name_problem(own) if own is not None else None
         if problem is not None:

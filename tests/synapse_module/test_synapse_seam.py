@@ -149,3 +149,15 @@ def test_docs_list_every_touch_point() -> None:
         if name not in text:
             missing.append(name)
     assert not missing, f"docs/synapse.md does not list: {missing}"
+
+
+def test_a_missing_method_is_a_config_error_while_the_config_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Synapse prints an error from parse_config as one clean configuration error,
+    before the homeserver exists; the methods need no homeserver to be checked."""
+    monkeypatch.delattr(SrvResolver, "resolve_service")
+    with pytest.raises(ConfigError) as e:
+        V6AltFederation.parse_config({})
+    assert "SrvResolver.resolve_service is missing" in str(e.value)
+    assert e.value.path == ["modules"]
