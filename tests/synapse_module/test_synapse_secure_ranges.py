@@ -163,31 +163,42 @@ def test_dns_name_outside_every_range_keeps_stock_verification(
     _refused_by_ca_check(servers, servers.k, a, f"@alice:{ELSEWHERE}", ELSEWHERE)
 
 
+def _reaches_over_tls(
+    servers: Servers, target: Homeserver, user_id: str, logged: str, request: str
+) -> None:
+    """K asks for ``user_id``'s profile: K logs ``logged`` (regex) and the request
+    reaches ``target``'s TLS listener (its access log line matches ``request``)."""
+    k = servers.k
+    mark, target_mark = k.log_mark(), target.log_mark()
+    _profile(k, servers.token(k), user_id)
+    k.wait_for_log(logged, start=mark)
+    target.wait_for_request(k.address, request, start=target_mark)
+
+
 def test_ipv6_literal_server_name_in_trust_any_range(
     pair: tuple[Homeserver, Homeserver], servers: Servers
 ) -> None:
     _, b = pair
-    k = servers.k
-    mark, b_mark = k.log_mark(), b.log_mark()
     # B is not that server name, so it refuses the request: it must still arrive
     # over TLS with B's self-signed certificate accepted.
-    _profile(k, servers.token(k), f"@bob:[{b.address}]")
-    k.wait_for_log(
+    _reaches_over_tls(
+        servers,
+        b,
+        f"@bob:[{b.address}]",
         rf"v6alt: TLS peer {re.escape(str(b.address))} accepted for "
         rf"\[{re.escape(str(b.address))}\] without CA check \(any: ",
-        start=mark,
+        r"query/profile\?user_id=%40bob%3A%5B",
     )
-    b.wait_for_request(k.address, r"query/profile\?user_id=%40bob%3A%5B", start=b_mark)
 
 
 def test_dns_name_into_a_tls_off_range_still_uses_tls(servers: Servers) -> None:
-    k, l_ = servers.k, servers.l
-    mark, l_mark = k.log_mark(), l_.log_mark()
-    _profile(k, servers.token(k), f"@user:{PLAIN}")
-    k.wait_for_log(
+    l_ = servers.l
+    # The range still trusts any certificate: the request reaches L's TLS listener.
+    _reaches_over_tls(
+        servers,
+        l_,
+        f"@user:{PLAIN}",
         rf"v6alt: {re.escape(PLAIN)}: peer {re.escape(str(l_.address))} is in secure range "
         rf"{re.escape(str(l_.address))}/128 \(tls: off\), but .* TLS is used",
-        start=mark,
+        r"query/profile\?user_id=%40user%3Aplain",
     )
-    # The range still trusts any certificate: the request reaches L's TLS listener.
-    l_.wait_for_request(k.address, r"query/profile\?user_id=%40user%3Aplain", start=l_mark)
