@@ -134,10 +134,16 @@ disable_existing_loggers: false
 """
 
 
-def module_config(network: IPv6Network) -> dict[str, Any]:
-    """The v6alt module's ``config:`` (docs/synapse.md; the defaults, written out)."""
+def module_config(env: dict[str, str]) -> dict[str, Any]:
+    """The v6alt module's ``config:`` (docs/synapse.md; the defaults, written
+    out). ``V6ALT_UNSAFE_ALLOW`` (space-separated CIDRs) fills
+    ``ranges.unsafe_allow``: for labs on a documentation prefix only."""
+    ranges: dict[str, Any] = {"allow": ["200::/7", "2000::/3"], "cjdns": False}
+    unsafe = env.get("V6ALT_UNSAFE_ALLOW", "").split()
+    if unsafe:
+        ranges["unsafe_allow"] = unsafe
     return {
-        "ranges": {"allow": ["200::/7", "2000::/3"], "cjdns": False},
+        "ranges": ranges,
         "ip_bound_trust": True,
         "synapse": {"inbound_ip_binding": "log"},
     }
@@ -266,7 +272,7 @@ def write_synapse(data: Path, name: str, address: IPv6Address, network: IPv6Netw
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "modules": [
-            {"module": "v6alt.synapse_module.V6AltFederation", "config": module_config(network)}
+            {"module": "v6alt.synapse_module.V6AltFederation", "config": module_config(env)}
         ],
         **worker_keys,
     }

@@ -13,13 +13,13 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from v6alt.lab.docker.engine import Engine, missing_tools
+from v6alt.lab.docker.engine import Engine, missing_tools, run
 from v6alt.lab.docker.images import ImageSet, base_image, wheelhouse
 from v6alt.lab.docker.stacks import Network, Stack
 
@@ -40,6 +40,8 @@ def _missing() -> str | None:
         return f"missing {', '.join(tools)} (scripts/install-deps.sh docker)"
     if not Path("/dev/net/tun").exists():
         return "no /dev/net/tun for Yggdrasil"
+    if shutil.which("luarocks") is None:
+        return "missing luarocks (scripts/install-deps.sh packaging) for mod_v6alt's rock"
     return None
 
 
@@ -63,6 +65,7 @@ class Images:
     synapse: str
     v6alt: str
     yggdrasil: str
+    prosody: str
     set: ImageSet
     base_seconds: float
 
@@ -92,6 +95,8 @@ def images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         context = work / "docker"
         shutil.copytree(DOCKER_DIR, context, ignore=shutil.ignore_patterns("dist"))
         wheelhouse(REPO, context / "dist", ["v6alt[sidecar,check]"])
+        # mod_v6alt's rock, for prosodyctl install in the Prosody image.
+        run([str(REPO / "scripts" / "build-rock.sh"), str(context / "dist")], timeout=300)
         offline = {"PIP_OPTIONS": "--no-index"}
         synapse = image_set.build(
             "synapse",
@@ -109,12 +114,19 @@ def images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             {"V6ALT_IMAGE": v6alt},
             network_host=True,
         )
-        yield Images(base, standin, synapse, v6alt, yggdrasil, image_set, base_seconds)
+        prosody = image_set.build(
+            "prosody",
+            context,
+            context / "prosody" / "Dockerfile",
+            {"BASE_IMAGE": base},
+            network_host=True,
+        )
+        yield Images(base, standin, synapse, v6alt, yggdrasil, prosody, image_set, base_seconds)
     finally:
         image_set.remove()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def underlay(engine: Engine) -> Iterator[Network]:
     """An IPv6 network between two stacks (the Yggdrasil nodes peer over it)."""
     suffix = secrets.token_hex(2)
@@ -142,10 +154,30 @@ def mesh_stack(engine: Engine, images: Images, network: Network, peers: str = ""
             "V6ALT_IMAGE": images.v6alt,
             "V6ALT_SYNAPSE_IMAGE": images.synapse,
             "V6ALT_YGGDRASIL_IMAGE": images.yggdrasil,
+            "V6ALT_PROSODY_IMAGE": images.prosody,
             "YGGDRASIL_UNDERLAY": network.name,
             "YGGDRASIL_LISTEN": "tcp://[::]:9001",
             "YGGDRASIL_PEERS": peers,
             "V6ALT_REGISTRATION_SECRET": REGISTRATION_SECRET,
             "SYNAPSE_CLIENT_PORT": "127.0.0.1:0",
+            "XMPP_CLIENT_PORT": "127.0.0.1:0",
         },
     )
+
+
+@dataclass
+class ContainerNetns:
+    """A container's network namespace, for a host process (the lab's XMPP
+    client) to run in: ``nsenter --net=/proc/PID/ns/net``."""
+
+    pid: int
+
+    def argv(self, cmd: Sequence[str], /) -> list[str]:
+        return ["nsenter", f"--net=/proc/{self.pid}/ns/net", *cmd]
+
+
+def container_netns(stack: Stack, service: str) -> ContainerNetns:
+    state = stack.state(service)
+    pid = state.get("Pid")
+    assert isinstance(pid, int) and pid > 0, state
+    return ContainerNetns(pid)

@@ -1,5 +1,7 @@
 """docker/mesh/compose.yaml, twice: two stacks whose Yggdrasil nodes peer over
-an IPv6 underlay network federate a Matrix message (docs/docker.md)."""
+an IPv6 underlay network federate a Matrix message and an XMPP message, each
+way (docs/docker.md). Prosody's mod_v6alt is the one `prosodyctl install`
+put into the image from the project's rock."""
 
 from __future__ import annotations
 
@@ -14,15 +16,18 @@ from v6alt.lab.docker.engine import Engine
 from v6alt.lab.docker.matrix import TcpClientApi
 from v6alt.lab.docker.stacks import Network, Stack
 from v6alt.lab.matrix.client import register_user, wait_healthy
+from v6alt.lab.xmpp.users import XmppUser
 
-from .conftest import REGISTRATION_SECRET, Images, mesh_stack, server_name
+from .conftest import REGISTRATION_SECRET, Images, container_netns, mesh_stack, server_name
 
 pytestmark = pytest.mark.integration
 
 YGGDRASIL = IPv6Network("200::/7")
+# Where the Prosody image's `prosodyctl install` put the rock (installer_plugin_path).
+PLUGINS = "/usr/local/lib/prosody/plugins"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_stacks(engine: Engine, images: Images, underlay: Network) -> Iterator[tuple[Stack, Stack]]:
     first = mesh_stack(engine, images, underlay)
     second: Stack | None = None
@@ -81,3 +86,48 @@ def test_two_mesh_stacks_federate_over_yggdrasil(
         ["yggdrasilctl", "-json", "-endpoint", "unix:///run/yggdrasil/yggdrasil.sock", "getPeers"],
     )
     assert second.address("yggdrasil", underlay.name).compressed in peers
+
+
+def _xmpp_user(stack: Stack, name: str, user: str) -> XmppUser:
+    config = "/run/prosody/prosody.cfg.lua"
+    deadline = time.monotonic() + 60
+    while True:  # prosody-start writes the config, then Prosody opens its ports
+        try:
+            stack.exec("prosody", ["prosodyctl", "--config", config, "register", user, name, "pw"])
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                print(stack.logs("prosody", "sidecar"))
+                raise
+            time.sleep(1)
+    return XmppUser(container_netns(stack, "yggdrasil"), f"{user}@{name}", "pw", 60)
+
+
+def test_xmpp_over_yggdrasil_with_the_rock_installed_module(
+    two_stacks: tuple[Stack, Stack], underlay: Network
+) -> None:
+    first, second = two_stacks
+    names = []
+    for stack in (first, second):
+        assert stack.wait_exited("setup", 120) == 0, stack.logs("setup")
+        names.append(server_name(stack.logs("setup")))
+    # Prosody loads mod_v6alt from the installer plugin directory (the rock).
+    installed = first.exec("prosody", ["ls", f"{PLUGINS}/share/lua/5.4/mod_v6alt"])
+    assert "v6alt_internals.lua" in installed
+    alice = _xmpp_user(first, names[0], "alice")
+    bob = _xmpp_user(second, names[1], "bob")
+    try:
+        alice.send(bob.jid, "xmpp over yggdrasil")
+        bob.wait_message("xmpp over yggdrasil", timeout=90)
+        bob.send(alice.jid, "and back")
+        alice.wait_message("and back", timeout=90)
+    except BaseException:
+        print(first.logs("prosody", "sidecar"), second.logs("prosody", "sidecar"))
+        raise
+    finally:
+        alice.close()
+        bob.close()
+    # ...and from nowhere else: the image has no other copy of the module.
+    where = ["/usr", "/etc", "/var/lib/prosody", "/opt"]
+    copies = first.exec("prosody", ["find", *where, "-name", "mod_v6alt.lua"]).split()
+    assert copies == [f"{PLUGINS}/share/lua/5.4/mod_v6alt.lua"]
