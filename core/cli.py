@@ -34,6 +34,7 @@ from .cli_common import (
     Streams,
 )
 from .cli_config import register_config
+from .cli_pins import register_pins
 from .cli_whoami import register_whoami
 from .errors import V6AltError
 
@@ -44,6 +45,7 @@ CORE_COMMANDS: Final[tuple[Registrar, ...]] = (
     register_decode,
     register_whoami,
     register_config,
+    register_pins,
 )
 
 # The entry-point group of the commands outside the core; each entry point's

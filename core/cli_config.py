@@ -13,13 +13,15 @@ from .cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, add_command, d
 from .errors import abridge
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .config import Config, SecureRange
 
 __all__ = ["config_summary_lines", "config_to_json", "register_config"]
 
 _CHECK_EPILOG: Final = """\
 exit status: 0 the file is valid (a summary of the effective settings is
-  printed); 2 it is not, or cannot be read: one line
+  printed; settings that weaken trust outside the crypto-addressed meshes
+  get a 'v6alt: config: FILE: warning: ...' line each on stderr); 2 it is
+  not, or cannot be read: one line
   'v6alt: config: FILE: <key path>: <reason>' on stderr.
 """
 
@@ -78,8 +80,21 @@ def _run_check(args: argparse.Namespace, streams: Streams) -> int:
             error = {"path": list(exc.path), "reason": reason}
             dump_json({"file": path, "valid": False, "error": error}, streams.stdout)
         return EXIT_USAGE
+    from .config_warnings import config_warnings
+
+    warnings = config_warnings(config)
+    for warning in warnings:
+        streams.error("config", f"{path}: warning: {warning}")
     if args.json:
-        dump_json({"file": path, "valid": True, "config": config_to_json(config)}, streams.stdout)
+        dump_json(
+            {
+                "file": path,
+                "valid": True,
+                "config": config_to_json(config),
+                "warnings": warnings,
+            },
+            streams.stdout,
+        )
     else:
         streams.stdout.write(f"{path}: valid; effective settings:\n")
         streams.stdout.writelines(f"  {line}\n" for line in config_summary_lines(config))
@@ -105,14 +120,13 @@ def config_summary_lines(config: Config) -> list[str]:
     ]
     if config.secure_ranges:
         lines.append("secure_ranges:")
-        lines.extend(
-            f"  {r.network}: tls {r.tls}, trust_any_certificate {_flag(r.trust_any_certificate)}"
-            for r in config.secure_ranges
-        )
+        lines.extend(_secure_range_line(r) for r in config.secure_ranges)
     else:
         lines.append("secure_ranges: (none)")
     forwarders = ", ".join(host_port(*f) for f in sidecar.forwarders) or "(none)"
     lines += [
+        f"pinning.default: {config.pinning.default} (off in 200::/7 and fc00::/8)",
+        f"pinning.file: {config.pinning.file or '(the server default)'}",
         f"synapse.inbound_ip_binding: {config.synapse.inbound_ip_binding}",
         f"sidecar.dns_listen: {host_port(*sidecar.dns_listen)}",
         f"sidecar.lookup_listen: {host_port(*sidecar.lookup_listen)}",
@@ -121,8 +135,19 @@ def config_summary_lines(config: Config) -> list[str]:
     return lines
 
 
+def _secure_range_line(secure: SecureRange) -> str:
+    trust = secure.trust_any_certificate
+    line = f"  {secure.network}: tls {secure.tls}, trust_any_certificate "
+    line += "not set (lifts no check)" if trust is None else _flag(trust)
+    if secure.pinning is not None:
+        line += f", pinning {secure.pinning}"
+    return line
+
+
 def config_to_json(config: Config) -> dict[str, Any]:
     """The effective settings with the config file's keys and spelling."""
+    from .config import secure_range_dict
+
     ranges, sidecar = config.ranges, config.sidecar
     return {
         "ranges": {
@@ -131,14 +156,8 @@ def config_to_json(config: Config) -> dict[str, Any]:
             "unsafe_allow": [str(n) for n in ranges.unsafe_allow],
         },
         "ip_bound_trust": config.ip_bound_trust,
-        "secure_ranges": [
-            {
-                "cidr": str(r.network),
-                "tls": r.tls,
-                "trust_any_certificate": r.trust_any_certificate,
-            }
-            for r in config.secure_ranges
-        ],
+        "secure_ranges": [secure_range_dict(r) for r in config.secure_ranges],
+        "pinning": {"default": config.pinning.default, "file": config.pinning.file},
         "synapse": {"inbound_ip_binding": config.synapse.inbound_ip_binding},
         "sidecar": {
             "dns_listen": host_port(*sidecar.dns_listen),

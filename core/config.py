@@ -22,12 +22,15 @@ from .yaml_file import read_yaml_file
 
 TlsMode = Literal["required", "off"]
 InboundIpBinding = Literal["off", "log", "enforce"]
+PinningMode = Literal["enforce", "warn", "off"]
 
 __all__ = [
     "DEFAULT_CONFIG_YAML",
     "Config",
     "ConfigError",
     "ConfigPath",
+    "PinningMode",
+    "PinningSettings",
     "RangeSettings",
     "SecureRange",
     "SidecarSettings",
@@ -41,11 +44,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SecureRange:
-    """Per-CIDR transport settings; the most specific range wins."""
+    """Per-CIDR transport settings; the most specific range wins.
+
+    ``trust_any_certificate``: True accepts any certificate from a peer in the
+    range, False demands a CA-signed one (also for a v6.alt name at its own
+    address), None (not written) lifts nothing: the trust is what it would be
+    outside any secure range. ``pinning`` None (not written): the built-in
+    default of the address (see :class:`PinningSettings`).
+    """
 
     network: IPv6Network
     tls: TlsMode = "required"
-    trust_any_certificate: bool = True
+    trust_any_certificate: bool | None = None
+    pinning: PinningMode | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,21 @@ class SynapseSettings:
 
 
 @dataclass(frozen=True)
+class PinningSettings:
+    """Trust on first use for v6.alt peers trusted by their address.
+
+    ``default`` applies to addresses outside 200::/7 (Yggdrasil) and fc00::/8
+    (cjdns), where pinning is off (the address is derived from the node's
+    key); a secure range's own ``pinning`` overrides both. ``file`` is the pin
+    store; None: the adapter's default place (Synapse: beside its data, the
+    sidecar: ``/var/lib/v6alt/xmpp-pins.json``).
+    """
+
+    default: PinningMode = "enforce"
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class SidecarSettings:
     dns_listen: Endpoint = ("::1", 5353)
     lookup_listen: Endpoint = ("::1", 5380)
@@ -72,6 +98,7 @@ class Config:
     ranges: RangeSettings = field(default_factory=RangeSettings)
     ip_bound_trust: bool = True
     secure_ranges: tuple[SecureRange, ...] = ()
+    pinning: PinningSettings = field(default_factory=PinningSettings)
     synapse: SynapseSettings = field(default_factory=SynapseSettings)
     sidecar: SidecarSettings = field(default_factory=SidecarSettings)
 
@@ -84,14 +111,8 @@ class Config:
                 "unsafe_allow": [str(n) for n in self.ranges.unsafe_allow],
             },
             "ip_bound_trust": self.ip_bound_trust,
-            "secure_ranges": [
-                {
-                    "cidr": str(r.network),
-                    "tls": r.tls,
-                    "trust_any_certificate": r.trust_any_certificate,
-                }
-                for r in self.secure_ranges
-            ],
+            "secure_ranges": [secure_range_dict(r) for r in self.secure_ranges],
+            "pinning": {"default": self.pinning.default, "file": self.pinning.file},
             "synapse": {"inbound_ip_binding": self.synapse.inbound_ip_binding},
             "sidecar": {
                 "dns_listen": fields.format_endpoint(self.sidecar.dns_listen),
@@ -99,6 +120,16 @@ class Config:
                 "forwarders": [fields.format_endpoint(f) for f in self.sidecar.forwarders],
             },
         }
+
+
+def secure_range_dict(secure: SecureRange) -> dict[str, Any]:
+    """A secure range as written in the schema; keys left unset are left out."""
+    data: dict[str, Any] = {"cidr": str(secure.network), "tls": secure.tls}
+    if secure.trust_any_certificate is not None:
+        data["trust_any_certificate"] = secure.trust_any_certificate
+    if secure.pinning is not None:
+        data["pinning"] = secure.pinning
+    return data
 
 
 DEFAULT_CONFIG_YAML: Final = """\
@@ -120,9 +151,23 @@ ranges:
 ip_bound_trust: true
 # Per-CIDR transport settings, the most specific CIDR wins, e.g.
 #   - cidr: "200:1234::/32"
-#     tls: required              # required | off
-#     trust_any_certificate: true
+#     tls: required              # required | off (v6.alt names and IPv6
+#                                # literals only; never relaxes a TLS check)
+#     trust_any_certificate: true   # not written: the range lifts no check
+#     pinning: warn              # not written: the default of the address
 secure_ranges: []
+pinning:
+  # Trust on first use for v6.alt peers trusted by their address: the first
+  # TLS key (and, for Matrix, signing keys) seen is remembered; a later
+  # different key is refused (enforce), logged (warn) or ignored (off).
+  # This is the mode outside 200::/7 and fc00::/8, where it is off (the
+  # address is derived from the node's key); a secure range's pinning
+  # overrides both. enforce | warn | off
+  default: enforce
+  # The pin store (a JSON file). null: Synapse keeps it beside its data
+  # (v6alt-pins.json next to the media store), the sidecar in
+  # /var/lib/v6alt/xmpp-pins.json.
+  file: null
 synapse:
   # Inbound federation: does a v6.alt server's request come from the
   # address its name encodes? off | log | enforce
@@ -139,9 +184,18 @@ sidecar:
 
 # --- the schema -----------------------------------------------------------
 
-_TOP_KEYS: Final = ("ranges", "ip_bound_trust", "secure_ranges", "synapse", "sidecar")
+_TOP_KEYS: Final = (
+    "ranges",
+    "ip_bound_trust",
+    "secure_ranges",
+    "pinning",
+    "synapse",
+    "sidecar",
+)
 _RANGE_KEYS: Final = ("allow", "cjdns", "unsafe_allow")
-_SECURE_KEYS: Final = ("cidr", "tls", "trust_any_certificate")
+_SECURE_KEYS: Final = ("cidr", "tls", "trust_any_certificate", "pinning")
+_PINNING_KEYS: Final = ("default", "file")
+_PINNING_MODES: Final = ("enforce", "warn", "off")
 _SYNAPSE_KEYS: Final = ("inbound_ip_binding",)
 _SIDECAR_KEYS: Final = ("dns_listen", "lookup_listen", "forwarders")
 _TLS_MODES: Final = ("required", "off")
@@ -185,7 +239,7 @@ def _parse_secure_range(value: object, path: ConfigPath) -> SecureRange:
     if not isinstance(value, Mapping):
         raise ConfigError(
             path,
-            "expected a mapping with cidr, tls, trust_any_certificate, "
+            "expected a mapping with cidr, tls, trust_any_certificate, pinning, "
             f"got {fields.describe(value)}",
         )
     data = fields.mapping(value, path, _SECURE_KEYS)
@@ -197,10 +251,35 @@ def _parse_secure_range(value: object, path: ConfigPath) -> SecureRange:
         tls = (
             "off" if fields.choice(data["tls"], (*path, "tls"), _TLS_MODES) == "off" else "required"
         )
-    trust_any = True
-    if "trust_any_certificate" in data:
+    trust_any: bool | None = None
+    if data.get("trust_any_certificate") is not None:
         trust_any = fields.boolean(data["trust_any_certificate"], (*path, "trust_any_certificate"))
-    return SecureRange(network=network, tls=tls, trust_any_certificate=trust_any)
+    pinning: PinningMode | None = None
+    if data.get("pinning") is not None:
+        pinning = _pinning_mode(data["pinning"], (*path, "pinning"))
+    return SecureRange(network=network, tls=tls, trust_any_certificate=trust_any, pinning=pinning)
+
+
+def _pinning_mode(value: object, path: ConfigPath) -> PinningMode:
+    mode = fields.choice(value, path, _PINNING_MODES)
+    return "enforce" if mode == "enforce" else "warn" if mode == "warn" else "off"
+
+
+def _parse_pinning(value: object, path: ConfigPath) -> PinningSettings:
+    data = fields.mapping(value, path, _PINNING_KEYS)
+    default = PinningSettings()
+    mode = default.default
+    if "default" in data:
+        mode = _pinning_mode(data["default"], (*path, "default"))
+    file = default.file
+    if data.get("file") is not None:
+        raw = data["file"]
+        if not isinstance(raw, str) or not raw or "\0" in raw:
+            raise ConfigError(
+                (*path, "file"), f"expected a file path or null, got {fields.describe(raw)}"
+            )
+        file = raw
+    return PinningSettings(default=mode, file=file)
 
 
 def _parse_secure_ranges(value: object, path: ConfigPath) -> tuple[SecureRange, ...]:
@@ -252,6 +331,7 @@ def parse_config(data: object) -> Config:
         ranges=ranges,
         ip_bound_trust=ip_bound_trust,
         secure_ranges=secure,
+        pinning=_parse_pinning(top.get("pinning"), ("pinning",)),
         synapse=_parse_synapse(top.get("synapse"), ("synapse",)),
         sidecar=_parse_sidecar(top.get("sidecar"), ("sidecar",)),
     )

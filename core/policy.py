@@ -9,9 +9,17 @@ room ``via`` lists), so every address is judged before it is dialled:
 2. Otherwise the address must lie in ``ranges.allow`` (plus fc00::/8 when
    ``ranges.cjdns`` is true). ``ranges.allow`` never lifts a never-dial range.
 
-Trust: inside a secure range the range decides (TLS required or off, any
-certificate or a CA-signed one); elsewhere TLS is required, and a v6.alt name
-dialled at the address it encodes is trusted without a CA (``ip_bound_trust``).
+Trust: a v6.alt name dialled at the address it encodes is trusted without a
+CA (``ip_bound_trust``); every other name needs a CA-signed certificate. A
+secure range may turn TLS off (for v6.alt names and IPv6 literals, whose
+address is known before dialling), accept any certificate
+(``trust_any_certificate: true``) or demand a CA even for a v6.alt name
+(``false``); a range that says neither lifts no certificate check.
+
+Pinning (trust on first use) applies to v6.alt names trusted without a CA:
+``off`` in 200::/7 and fc00::/8, where the address is derived from the node's
+key, ``pinning.default`` (enforce) elsewhere; a secure range's ``pinning``
+overrides both. The pin decisions themselves are in :mod:`v6alt.pins`.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Final
 
 from .codec import AddressLike, to_address
-from .config import Config, SecureRange, check_unsafe_allow
+from .config import Config, PinningMode, SecureRange, check_unsafe_allow
 from .errors import V6AltNameError
 from .ipranges import (
     CJDNS,
@@ -70,6 +78,13 @@ class DialDecision:
     # it can label a metric (see :func:`rule_ids`). Not part of equality: it
     # is derived from ``rule``.
     rule_id: str = field(default="", compare=False)
+    # Trust on first use for this peer: "off" unless the name is a v6.alt
+    # name trusted without a CA (trust ip_bound or any).
+    pinning: PinningMode = "off"
+
+
+#: Where the address is derived from the node's public key: pinning is off by default.
+CRYPTO_ADDRESSED: Final = (YGGDRASIL, CJDNS)
 
 
 def _slug(text: str) -> str:
@@ -156,6 +171,19 @@ class Policy:
             (r.network, r) for r in self.config.secure_ranges
         )
         self._ip_bound_trust = self.config.ip_bound_trust
+        default = self.config.pinning.default
+        self._pinning: PrefixTable[tuple[PinningMode, str]] = PrefixTable(
+            [
+                (n, ("off", f"pinning off: {range_name(n)} ({n}) addresses are keys"))
+                for n in CRYPTO_ADDRESSED
+            ]
+            + [
+                (r.network, (r.pinning, f"pinning {r.pinning}: secure range {r.network}"))
+                for r in self.config.secure_ranges
+                if r.pinning is not None
+            ]
+        )
+        self._pinning_default = (default, f"pinning {default}: pinning.default")
 
     def _judge(self, value: int) -> tuple[bool, str, str]:
         """(allowed, rule, rule_id) for an address."""
@@ -209,22 +237,34 @@ class Policy:
         value = int(address)
         allowed, rule, rule_id = self._judge(value)
         secure = self._secure.lookup(value)
-        if secure is not None:
-            tls_required = secure.tls == "required"
-            trust = Trust.ANY if secure.trust_any_certificate else Trust.CA
+        v6alt = name is not None and name.kind is HostKind.V6ALT
+        tls_required = secure is None or secure.tls == "required"
+        lifted = None if secure is None else secure.trust_any_certificate
+        if lifted is True:
+            trust = Trust.ANY
+        elif (
+            lifted is None
+            and self._ip_bound_trust
+            and name is not None
+            and v6alt
+            and name.address == address
+        ):
+            trust = Trust.IP_BOUND
         else:
-            tls_required = True
-            trust = (
-                Trust.IP_BOUND
-                if self._ip_bound_trust
-                and name is not None
-                and name.kind is HostKind.V6ALT
-                and name.address == address
-                else Trust.CA
-            )
+            trust = Trust.CA
+        pinning: PinningMode = "off"
+        if v6alt and trust is not Trust.CA:
+            pinning = self.pinning_for(address)[0]
         if not allowed:
             _log.debug("refusing to dial %s (%s): %s", address, name, rule)
-        return DialDecision(address, allowed, rule, tls_required, trust, secure, rule_id)
+        return DialDecision(address, allowed, rule, tls_required, trust, secure, rule_id, pinning)
+
+    def pinning_for(self, address: AddressLike) -> tuple[PinningMode, str]:
+        """The pinning mode of an address and the rule that sets it."""
+        if type(address) is not IPv6Address:
+            address = to_address(address)
+        hit = self._pinning.lookup(int(address))
+        return hit if hit is not None else self._pinning_default
 
     def decide_name(self, server_name: str | ServerName) -> DialDecision:
         """Judge a v6.alt name (decoded leniently) or an IPv6 literal.

@@ -22,6 +22,7 @@ from v6alt.names import HostKind, ServerName, parse_xmpp_domain
 from v6alt.policy import Policy
 
 from .metrics import CONTENT_TYPE, SidecarMetrics
+from .pin_service import PinService, valid_spki
 
 __all__ = ["XMPP_SERVER_PORT", "LookupResource", "lookup_site"]
 
@@ -73,6 +74,8 @@ class LookupResource(resource.Resource):
     """The whole ``/v1/...`` tree; ``policy`` may be swapped on config reload."""
 
     isLeaf = True
+    #: The sidecar's pins (set by the sidecar); without it every pin check is refused.
+    pins: PinService | None = None
 
     def __init__(self, policy: Policy, metrics: SidecarMetrics | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -83,6 +86,7 @@ class LookupResource(resource.Resource):
             b"/v1/resolve": self._resolve,
             b"/v1/peer": self._peer,
             b"/v1/name": self._name,
+            b"/v1/pin": self._pin,
         }
 
     def render(self, request: Any) -> bytes:
@@ -143,6 +147,7 @@ class LookupResource(resource.Resource):
                 "canonical": name.canonical,
                 "tls_required": True,
                 "trust": "ca",
+                "pinning": "off",
             }
         decision = self.policy.decide_name(name)
         return {
@@ -156,6 +161,7 @@ class LookupResource(resource.Resource):
             "canonical": name.canonical,
             "tls_required": decision.tls_required,
             "trust": decision.trust.value,
+            "pinning": decision.pinning,
         }
 
     def _peer(self, request: Any) -> dict[str, object]:
@@ -175,6 +181,7 @@ class LookupResource(resource.Resource):
                 "rule_id": "",
                 "tls_required": True,
                 "trust": "ca",
+                "pinning": "off",
             }
         decision = self.policy.decide(address, name)
         return {
@@ -187,7 +194,28 @@ class LookupResource(resource.Resource):
             "rule_id": decision.rule_id,
             "tls_required": decision.tls_required,
             "trust": decision.trust.value,
+            "pinning": decision.pinning,
         }
+
+    def _pin(self, request: Any) -> dict[str, object]:
+        text = _param(request, "name")
+        address = _peer_address(_param(request, "address"))
+        spki = _param(request, "spki")
+        if not valid_spki(spki):
+            raise _BadRequest("spki must be 64 lowercase hex digits (SHA-256 of the DER SPKI)")
+        name = _domain(text)
+        if not isinstance(address, IPv6Address):
+            raise _BadRequest("pins are kept for IPv6 peers only")
+        if self.pins is None:
+            return {
+                "name": text,
+                "address": str(address),
+                "accept": False,
+                "status": "error",
+                "reason": "the sidecar keeps no pins",
+                "message": None,
+            }
+        return self.pins.answer(self.policy, name, text, address, spki)
 
     def _name(self, request: Any) -> dict[str, object]:
         text = _param(request, "address")

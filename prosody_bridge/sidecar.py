@@ -33,6 +33,7 @@ from .dns_forwarder import UdpForwarder
 from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
 from .lookup_service import LookupResource, lookup_site
 from .metrics import SidecarMetrics
+from .pin_service import PinService, pin_file
 
 __all__ = ["SidecarOptions", "run"]
 
@@ -137,6 +138,9 @@ class Sidecar:
         self._ports.append(reactor.listenTCP(port, self.tcp, interface=host))
         site = lookup_site(policy, self.metrics)
         self.lookup = site.resource
+        pins = PinService(pin_file(self.config))
+        pins.prepare()
+        self.lookup.pins = pins
         lhost, lport = self.lookup_endpoint
         self._ports.append(reactor.listenTCP(lport, site, interface=lhost))
 

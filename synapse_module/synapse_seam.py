@@ -109,6 +109,12 @@ METHODS: Final = (
         "config is parsed, so a bad server_name is a config error",
     ),
     Method(
+        "synapse.crypto.keyring",
+        "BaseV2KeyFetcher.process_v2_response",
+        ("from_server", "response_json", "time_added_ms"),
+        "wrapped: a v6.alt server's key response judged against its pinned keys",
+    ),
+    Method(
         "synapse.storage.databases.main.transactions",
         "TransactionWorkerStore.set_destination_retry_timings",
         ("destination", "failure_ts", "retry_last_ts", "retry_interval"),
@@ -147,6 +153,16 @@ HOMESERVER_ATTRIBUTES: Final = (
     "config.server.federation_ip_range_allowlist",
     "config.tls.federation_client_minimum_tls_version",
     "config.key.key_servers",
+    "config.media.media_store_path",
+)
+
+#: Exception classes the module raises inside Synapse's own code paths.
+EXCEPTIONS: Final = (
+    (
+        "synapse.crypto.keyring",
+        "KeyLookupError",
+        "raised: a key response refused by a pin (Synapse logs it as a failed fetch)",
+    ),
 )
 
 
@@ -258,6 +274,16 @@ def tls_verifier_problem(config: Any) -> str | None:
     return None
 
 
+def exception_problem(module: str, name: str) -> str | None:
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        return f"{module}.{name} is missing ({e})"
+    if not (isinstance(found, type) and issubclass(found, Exception)):
+        return f"{module}.{name} is not an exception class"
+    return None
+
+
 def _attribute(root: Any, path: str) -> Any:
     value = root
     for part in path.split("."):
@@ -268,6 +294,7 @@ def _attribute(root: Any, path: str) -> Any:
 def internals_problems(hs: Any | None) -> list[str]:
     """Every internal that is missing or changed; ``hs`` None checks only the code."""
     problems = [p for p in map(method_problem, METHODS) if p is not None]
+    problems += [p for m, n, _ in EXCEPTIONS if (p := exception_problem(m, n)) is not None]
     if hs is not None:
         for path in HOMESERVER_ATTRIBUTES:
             try:
@@ -325,6 +352,10 @@ class SynapseInternals:
     @property
     def minimum_tls_version(self) -> str:
         return str(self._hs.config.tls.federation_client_minimum_tls_version)
+
+    @property
+    def media_store_path(self) -> str:
+        return str(self._hs.config.media.media_store_path)
 
     def key_server_names(self) -> list[str]:
         return [str(k.server_name) for k in self._hs.config.key.key_servers]
@@ -546,6 +577,52 @@ def install_key_seam(skip_notary: Callable[[str], bool]) -> None:
     wrap_method(PerspectivesKeyFetcher, "get_keys", wrapper)
 
 
+def install_key_pin_seam(check_response: Callable[[str, Any], None]) -> None:
+    """Before Synapse parses and stores a key response, ``check_response(from_server,
+    response_json)`` may raise :func:`key_lookup_error` to refuse it: nothing is stored
+    and Synapse treats the fetch as failed."""
+    from synapse.crypto.keyring import BaseV2KeyFetcher
+
+    def wrapper(original: Any) -> Any:
+        async def process_v2_response(
+            self: Any, from_server: str, response_json: Any, time_added_ms: int
+        ) -> Any:
+            check_response(from_server, response_json)
+            return await original(self, from_server, response_json, time_added_ms)
+
+        return process_v2_response
+
+    wrap_method(BaseV2KeyFetcher, "process_v2_response", wrapper)
+
+
+def key_lookup_error(message: str) -> Exception:
+    from synapse.crypto.keyring import KeyLookupError
+
+    return KeyLookupError(message)
+
+
+def signed_by_key(response_json: Any, server_name: str, key_id: str, key_base64: str) -> bool:
+    """Does ``response_json`` carry a valid signature of ``server_name`` by this key?
+
+    Verified with the given public key (a pinned one), never with the keys the
+    response itself lists. signedjson and unpaddedbase64 are Synapse's own
+    dependencies.
+    """
+    from signedjson.key import decode_verify_key_bytes
+    from signedjson.sign import SignatureVerifyException, verify_signed_json
+    from unpaddedbase64 import decode_base64
+
+    signatures = response_json.get("signatures", {}).get(server_name, {})
+    if key_id not in signatures:
+        return False
+    try:
+        verify_key = decode_verify_key_bytes(key_id, decode_base64(key_base64))
+        verify_signed_json(response_json, server_name, verify_key)
+    except (SignatureVerifyException, ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
 def synapse_tls_verifier(tls_protocol: Any) -> Any:
     """Synapse's ConnectionVerifier on this TLS protocol (None for another creator)."""
     return getattr(tls_protocol, TLS_VERIFIER_ATTRIBUTE, None)
@@ -557,6 +634,7 @@ def replace_synapse_tls_verifier(tls_protocol: Any, verifier: Any) -> None:
 
 __all__ = [
     "DESTINATIONS_COLUMNS",
+    "EXCEPTIONS",
     "HOMESERVER_ATTRIBUTES",
     "METHODS",
     "TESTED_VERSIONS",
@@ -568,12 +646,15 @@ __all__ = [
     "http_errors",
     "install_federation_seams",
     "install_inbound_seam",
+    "install_key_pin_seam",
     "install_key_seam",
     "internals_problems",
+    "key_lookup_error",
     "method_problem",
     "original_method",
     "replace_synapse_tls_verifier",
     "require_internals",
+    "signed_by_key",
     "synapse_tls_verifier",
     "synapse_version",
     "tls_verifier_problem",

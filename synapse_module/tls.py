@@ -18,13 +18,15 @@ module answers instead of Synapse:
 
 Every other host (DNS names, IPv6 literals outside the secure ranges) gets
 Synapse's own creator, wrapped in :class:`RangeTrustCreator` when secure
-ranges are configured: the same handshake-time peer check
-(:mod:`.peer_check`) lifts the certificate check for a peer inside a
-``trust_any_certificate`` range, and leaves Synapse's verification in place
-for every other peer. ``tls: off`` cannot apply to such names: Synapse
-chooses between TLS and plain HTTP before it resolves the name, so the
-connection is TLS whatever the address turns out to be; the module logs it
-when such a connection reaches a ``tls: off`` range (see docs/synapse.md).
+ranges with ``trust_any_certificate: true`` are configured: the same
+handshake-time peer check (:mod:`.peer_check`) lifts the certificate check
+for a peer inside such a range, and leaves Synapse's verification in place
+for every other peer. ``tls: off`` cannot apply to such names and never
+relaxes their check: Synapse chooses between TLS and plain HTTP before it
+resolves the name, so the connection is TLS whatever the address turns out
+to be, verified as usual; the module logs it when such a connection reaches
+a ``tls: off`` range (see docs/synapse.md). Pinning wraps the IP-bound
+creator (:mod:`.pinning`).
 """
 
 from __future__ import annotations
@@ -221,8 +223,9 @@ class FederationTls:
         self._context = context
         self._observe = metrics.trust if metrics is not None else None
         # Names resolved by Synapse need the handshake-time range check only
-        # when some secure range exists; otherwise they stay exactly stock.
-        self._ranges = bool(judge.policy.config.secure_ranges)
+        # when some secure range accepts any certificate; otherwise they stay
+        # exactly stock.
+        self._ranges = any(r.trust_any_certificate for r in judge.policy.config.secure_ranges)
 
     def options_for(self, host: bytes, synapse_options: Callable[[], Any]) -> Any:
         text = host_text(host)

@@ -249,4 +249,4 @@ def test_installed_commands_are_entry_points_listed_after_the_core_by_name() -> 
     assert installed == {"sidecar", "prosody-module-path", "lab", "demo", "check"}
     out = run("--help").out
     listed = [line.split()[0] for line in out.splitlines() if re.match(r" {4}\S", line)]
-    assert listed == ["encode", "decode", "whoami", "config", *sorted(installed)]
+    assert listed == ["encode", "decode", "whoami", "config", "pins", *sorted(installed)]

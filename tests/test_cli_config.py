@@ -31,6 +31,8 @@ def test_config_check_of_the_defaults(tmp_path: Path) -> None:
         "  ranges.unsafe_allow: (none)",
         "  ip_bound_trust: true",
         "  secure_ranges: (none)",
+        "  pinning.default: enforce (off in 200::/7 and fc00::/8)",
+        "  pinning.file: (the server default)",
         "  synapse.inbound_ip_binding: log",
         "  sidecar.dns_listen: [::1]:5353",
         "  sidecar.lookup_listen: [::1]:5380",
@@ -45,6 +47,7 @@ ip_bound_trust: false
 secure_ranges:
   - cidr: "200:1234::/32"
     tls: "off"
+    trust_any_certificate: true
 synapse:
   inbound_ip_binding: enforce
 sidecar:
@@ -67,6 +70,7 @@ def test_config_check_json(tmp_path: Path) -> None:
             "secure_ranges": [
                 {"cidr": "200:1234::/32", "tls": "off", "trust_any_certificate": True}
             ],
+            "pinning": {"default": "enforce", "file": None},
             "synapse": {"inbound_ip_binding": "enforce"},
             "sidecar": {
                 "dns_listen": "127.0.0.1:5353",
@@ -74,10 +78,50 @@ def test_config_check_json(tmp_path: Path) -> None:
                 "forwarders": ["[2001:db8::53]:53"],
             },
         },
+        "warnings": [],
     }
     text = run("config", "check", str(path)).out
     assert "  ranges.cjdns: true (fc00::/8 allowed)" in text
     assert "    200:1234::/32: tls off, trust_any_certificate true" in text
+
+
+WEAK_CONFIG = """\
+pinning:
+  default: warn
+secure_ranges:
+  - cidr: "2a00:1::/32"
+    tls: "off"
+    trust_any_certificate: true
+  - cidr: "200::/7"
+    trust_any_certificate: true
+  - cidr: "2a00:2::/48"
+    pinning: "off"
+"""
+
+
+def test_config_check_warns_about_trust_outside_the_meshes(tmp_path: Path) -> None:
+    path = tmp_path / "weak.yaml"
+    path.write_text(WEAK_CONFIG)
+    result = run("config", "check", str(path))
+    assert result.code == 0
+    lines = result.err.splitlines()
+    assert all(line.startswith(f"v6alt: config: {path}: warning: ") for line in lines)
+    text = result.err
+    assert "secure_ranges[0].trust_any_certificate: true covers 2a00:1::/32" in text
+    assert "secure_ranges[0].tls: off covers public addresses" in text
+    assert "secure_ranges[2].pinning: off covers 2a00:2::/48" in text
+    assert "pinning.default: warn" in text
+    # 200::/7 is crypto-addressed: trusting any certificate there is not warned about.
+    assert "secure_ranges[1]" not in text
+    assert len(lines) == 4
+    document = json.loads(run("config", "check", "--json", str(path)).out)
+    assert len(document["warnings"]) == 4
+
+
+def test_config_check_of_the_defaults_warns_about_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "default.yaml"
+    path.write_text("secure_ranges: [{cidr: '2a00::/16', tls: required}]\n")
+    assert run("config", "check", str(path)).err == ""
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from v6alt.config import (
     DEFAULT_CONFIG_YAML,
     Config,
     ConfigError,
+    PinningSettings,
     RangeSettings,
     SecureRange,
     SidecarSettings,
@@ -32,9 +33,14 @@ ip_bound_trust: false
 secure_ranges:
   - cidr: "200::/8"
     tls: off
+    trust_any_certificate: true
   - cidr: "200:1234::/32"
     tls: required
     trust_any_certificate: false
+    pinning: warn
+pinning:
+  default: warn
+  file: /var/lib/synapse/pins.json
 synapse:
   inbound_ip_binding: enforce
 sidecar:
@@ -92,8 +98,9 @@ def test_full_config() -> None:
         ip_bound_trust=False,
         secure_ranges=(
             SecureRange(net("200::/8"), "off", True),
-            SecureRange(net("200:1234::/32"), "required", False),
+            SecureRange(net("200:1234::/32"), "required", False, "warn"),
         ),
+        pinning=PinningSettings("warn", "/var/lib/synapse/pins.json"),
         synapse=SynapseSettings("enforce"),
         sidecar=SidecarSettings(
             dns_listen=("127.0.0.1", 53),
@@ -123,8 +130,43 @@ def test_off_may_be_written_unquoted(spelling: str) -> None:
 
 
 def test_bare_address_is_a_128() -> None:
-    config = parse_config({"secure_ranges": [{"cidr": "200::1"}]})
+    config = parse_config({"secure_ranges": [{"cidr": "200::1", "trust_any_certificate": True}]})
     assert config.secure_ranges == (SecureRange(net("200::1/128"), "required", True),)
+
+
+def test_a_secure_range_lifts_nothing_unless_it_says_so() -> None:
+    # Until 0.1.0 an unwritten trust_any_certificate meant true.
+    config = parse_config({"secure_ranges": [{"cidr": "2a00::/16", "tls": "off"}]})
+    assert config.secure_ranges == (SecureRange(net("2a00::/16"), "off", None, None),)
+    assert "trust_any_certificate" not in config.to_dict()["secure_ranges"][0]
+    explicit = {"cidr": "2a00::/16", "tls": "off", "trust_any_certificate": None}
+    assert parse_config({"secure_ranges": [explicit]}) == config
+
+
+def test_pinning_defaults() -> None:
+    assert parse_config({}).pinning == PinningSettings("enforce", None)
+    assert parse_config({"pinning": None}).pinning == PinningSettings("enforce", None)
+    assert parse_config({"pinning": {"default": False}}).pinning.default == "off"
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"pinning": {"default": "strict"}}, ("pinning", "default")),
+        ({"pinning": {"file": 3}}, ("pinning", "file")),
+        ({"pinning": {"file": ""}}, ("pinning", "file")),
+        ({"pinning": {"files": "x"}}, ("pinning", "files")),
+        ({"pinning": "enforce"}, ("pinning",)),
+        (
+            {"secure_ranges": [{"cidr": "2a00::/16", "pinning": "on"}]},
+            ("secure_ranges", 0, "pinning"),
+        ),
+    ],
+)
+def test_pinning_errors_name_the_key(data: object, path: tuple[object, ...]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert caught.value.path == path
 
 
 def test_ipv6_hosts_are_normalised() -> None:

@@ -75,6 +75,7 @@ def test_resolve_v6alt(sidecar: Sidecar) -> None:
         "canonical": True,
         "tls_required": True,
         "trust": "ca",  # inside a secure range with trust_any_certificate: false
+        "pinning": "off",  # a CA checks it: nothing to pin
     }
 
 
@@ -123,6 +124,7 @@ def test_peer(sidecar: Sidecar) -> None:
         "rule_id": "allow_yggdrasil",
         "tls_required": False,
         "trust": "any",
+        "pinning": "off",  # Yggdrasil: the address is the key
     }
     mismatch = get(sidecar, "/v1/peer", name=NAME, address="2a01::5")[1]
     assert isinstance(mismatch, dict)
@@ -136,6 +138,7 @@ def test_peer_ip_bound_trust_outside_secure_ranges(sidecar: Sidecar) -> None:
     body = get(sidecar, "/v1/peer", name=name, address="2401::1")[1]
     assert isinstance(body, dict)
     assert (body["matches"], body["trust"], body["tls_required"]) == (True, "ip_bound", True)
+    assert body["pinning"] == "enforce"  # public IPv6: pinned by default
 
 
 def test_peer_ipv4_and_mapped(sidecar: Sidecar) -> None:

@@ -276,9 +276,9 @@ def test_policy_refuses_unsafe_allow_outside_never_dial() -> None:
 
 SECURE = {
     "secure_ranges": [
-        {"cidr": "200::/7", "tls": "off"},
+        {"cidr": "200::/7", "tls": "off", "trust_any_certificate": True},
         {"cidr": "200:1::/32", "tls": "required", "trust_any_certificate": False},
-        {"cidr": "200:1:2::/48", "tls": "required"},
+        {"cidr": "200:1:2::/48", "tls": "required", "trust_any_certificate": True},
     ]
 }
 
@@ -341,6 +341,65 @@ def test_trust_from_secure_range() -> None:
     assert (anycert.tls_required, anycert.trust) == (True, Trust.ANY)
     outside = p.decide("2a00::1", encode("2a00::1"))
     assert (outside.tls_required, outside.trust) == (True, Trust.IP_BOUND)
+
+
+@pytest.mark.parametrize("tls", ["off", "required"])
+def test_a_range_that_does_not_say_trust_any_certificate_lifts_no_check(tls: str) -> None:
+    p = policy(secure_ranges=[{"cidr": "2a00::/16", "tls": tls}])
+    # A DNS name or a literal keeps the CA check, whatever the range's tls says.
+    for server_name in (None, "matrix.example.org", "[2a00::1]:8448"):
+        decision = p.decide("2a00::1", server_name)
+        assert (decision.trust, decision.tls_required) == (Trust.CA, tls == "required")
+    # A v6.alt name at its own address keeps IP-bound trust, and its pinning.
+    own = p.decide("2a00::1", encode("2a00::1"))
+    assert (own.trust, own.pinning) == (Trust.IP_BOUND, "enforce")
+
+
+# --- pinning modes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "mode"),
+    [
+        ("200:cab8:deb4:ce60:4362:4492:e539:4b5", "off"),  # Yggdrasil: the address is the key
+        ("3ff::1", "off"),
+        ("fc00::1", "off"),  # cjdns
+        ("2a00:1098:3a0::1", "enforce"),  # public
+        ("2001:67c::1", "enforce"),
+    ],
+)
+def test_pinning_default_by_range(address: str, mode: str) -> None:
+    p = policy(ranges={"cjdns": True})
+    assert p.pinning_for(address)[0] == mode
+    assert p.decide(address, encode(address)).pinning == mode
+
+
+def test_pinning_only_for_v6alt_names_trusted_without_a_ca() -> None:
+    p = policy(secure_ranges=[{"cidr": "2a00:2::/32", "trust_any_certificate": False}])
+    assert p.decide("2a00::1").pinning == "off"  # no name
+    assert p.decide("2a00::1", "matrix.example.org").pinning == "off"  # a DNS name: CA
+    assert p.decide("2a00::1", encode("2a00::2")).pinning == "off"  # not its address: CA
+    assert p.decide("2a00:2::1", encode("2a00:2::1")).pinning == "off"  # CA range
+    assert policy(ip_bound_trust=False).decide("2a00::1", encode("2a00::1")).pinning == "off"
+
+
+def test_pinning_per_range_and_default() -> None:
+    p = policy(
+        pinning={"default": "warn"},
+        secure_ranges=[
+            {"cidr": "2a00:1::/32", "pinning": "off"},
+            {"cidr": "2a00:1:2::/48", "pinning": "enforce"},
+            {"cidr": "200:1::/32", "pinning": "enforce"},
+            {"cidr": "2a00:3::/32", "trust_any_certificate": True},
+        ],
+    )
+    assert p.pinning_for("2a00::1") == ("warn", "pinning warn: pinning.default")
+    assert p.pinning_for("2a00:1::1")[0] == "off"
+    assert p.pinning_for("2a00:1:2::1")[0] == "enforce"
+    assert p.pinning_for("200:1::1") == ("enforce", "pinning enforce: secure range 200:1::/32")
+    assert p.pinning_for("200:2::1")[0] == "off"
+    anycert = p.decide("2a00:3::1", encode("2a00:3::1"))
+    assert (anycert.trust, anycert.pinning) == (Trust.ANY, "warn")
 
 
 def test_refused_address_still_gets_a_full_decision() -> None:

@@ -8,7 +8,9 @@
 --  * certificates: a v6.alt peer on the address its name encodes is trusted
 --    without a CA while s2s_secure_auth stays on for every other domain;
 --  * incoming: a peer claiming a v6.alt domain from another address is closed;
---  * secure ranges: "tls: off" means no STARTTLS inside the range.
+--  * secure ranges: "tls: off" means no STARTTLS inside the range;
+--  * pinning: a v6.alt peer outside Yggdrasil and cjdns is trusted by its
+--    address only with the TLS key it showed first (the sidecar keeps the pins).
 --
 -- Lookups never block the server: outgoing ones run inside the connection's
 -- resolver, incoming ones wait in the session's async runner (which only
@@ -27,6 +29,8 @@ local formencode = import "util.http".formencode;
 local json = import "util.json";
 local inet_pton = import "util.net".pton;
 local promise = import "util.promise";
+local base64 = import "util.encodings".base64;
+local sha256 = import "util.hashes".sha256;
 
 -- Every write into Prosody's own data (session fields, queues) is there.
 local internals = module:require("v6alt_internals");
@@ -267,6 +271,58 @@ local function refuse(session, host, reason)
 	}, nil, "v6.alt peer refused: " .. reason);
 end
 
+-- Pinning ------------------------------------------------------------------
+
+-- SHA-256 (hex) of the certificate's DER SubjectPublicKeyInfo: LuaSec's
+-- cert:pubkey() gives the SubjectPublicKeyInfo as PEM (LuaSec 1.x, Prosody
+-- 0.12 and 13 alike).
+local function spki_sha256(cert)
+	local ok, pem = pcall(function () return cert:pubkey(); end);
+	if not ok or type(pem) ~= "string" then return nil; end
+	local body = pem:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END PUBLIC KEY%-%-%-%-%-");
+	if not body then return nil; end
+	local der = base64.decode((body:gsub("%s", "")));
+	if not der or #der == 0 then return nil; end
+	return sha256(der, true);
+end
+
+-- Trust on first use, for a peer the address check trusts and whose pinning
+-- (from the lookup service's answer) is not "off": the sidecar judges the
+-- certificate's key against its pin file (GET /v1/pin). Returns true, or
+-- false, the reason and whether there was no certificate at all. Fails
+-- closed under "enforce".
+local function check_pin(session, host, cert, decision)
+	local mode = decision.pinning;
+	if mode == nil or mode == "off" then return true; end
+	if session.v6alt_plaintext_host or (session.direction == "outgoing" and decision.tls_required == false) then
+		return true; -- a "tls: off" range: there is no certificate to pin
+	end
+	local spki = cert and spki_sha256(cert);
+	if not spki then
+		if mode ~= "enforce" then
+			session.log("warn", "No certificate key from %s to check against its pin (pinning: %s)", host, mode);
+			return true;
+		end
+		return false, "no certificate key to check against the pin", true;
+	end
+	if not async.ready() then
+		return false, "no pin decision available outside an async context";
+	end
+	local ip = session.ip or (session.conn and session.conn:ip());
+	local answer, err = async.wait_for(lookup("/v1/pin", { name = host; address = ip; spki = spki }));
+	if not answer then
+		local reason = describe_failure(err, ("the pin check of %s at [%s]"):format(host, tostring(ip)));
+		return mode ~= "enforce", reason;
+	end
+	if type(answer.message) == "string" then
+		session.log(answer.status == "mismatch" and "warn" or "info", "v6alt: %s", answer.message);
+	end
+	if answer.accept ~= true then
+		return false, tostring(answer.reason or "refused by its pin");
+	end
+	return true;
+end
+
 -- Certificates: above mod_s2s_auth_certs (509) so that its verdict on a
 -- self-signed certificate never applies to a v6.alt peer; other domains
 -- fall through to it and to mod_s2s's s2s_secure_auth policy.
@@ -284,6 +340,16 @@ module:hook("s2s-check-certificate", function (event)
 		return; -- a secure range that wants CA-valid certificates
 	end
 	metrics.trust(decision.trust == "ip_bound" and "address_bound" or "any_certificate");
+	local pinned, pin_reason, no_cert = check_pin(session, host, event.cert, decision);
+	if not pinned and no_cert then
+		-- Not trusted by its address; Prosody's own checks (and dialback,
+		-- which dials the pinned peer) still apply.
+		session.log("info", "Not trusting %s at [%s] by its address: %s", host, session.ip, pin_reason);
+		return;
+	elseif not pinned then
+		refuse(session, host, pin_reason);
+		return false;
+	end
 	internals.trust_certificate(session);
 	session.log("info", "Trusting %s at [%s] (%s): %s", host, session.ip, decision.trust, tostring(decision.rule));
 	return true;

@@ -14,6 +14,7 @@ SECURE_RANGE_TLS_OFF = """\
 secure_ranges:
   - cidr: "200:7670::10/124"
     tls: "off"
+    trust_any_certificate: true
 """
 SECURE_RANGE_CA_ONLY = """\
 secure_ranges:

@@ -24,14 +24,16 @@ from v6alt.synapse_module.tls import RangeTrustCreator
 IN_RANGE = "202:6a1f:77::10"
 PLAIN_RANGE = "202:6a1f:77::20"
 CA_RANGE = "202:6a1f:77::30"
+UNSET_RANGE = "202:6a1f:77::40"  # tls: off, trust_any_certificate not written
 OUTSIDE = "202:6a1f:77::99"
 POLICY = Policy(
     parse_config(
         {
             "secure_ranges": [
-                {"cidr": f"{IN_RANGE}/128"},
-                {"cidr": f"{PLAIN_RANGE}/128", "tls": "off"},
+                {"cidr": f"{IN_RANGE}/128", "trust_any_certificate": True},
+                {"cidr": f"{PLAIN_RANGE}/128", "tls": "off", "trust_any_certificate": True},
                 {"cidr": f"{CA_RANGE}/128", "trust_any_certificate": False},
+                {"cidr": f"{UNSET_RANGE}/128", "tls": "off"},
             ]
         }
     )
@@ -104,11 +106,12 @@ def test_peer_in_trust_any_range_is_accepted_and_skips_the_name_check(ok: int) -
     [
         _v6(OUTSIDE),
         _v6(CA_RANGE),
+        _v6(UNSET_RANGE),  # tls: off alone never relaxes a connection that keeps TLS
         IPv4Address("TCP", "192.0.2.1", 8448),
         None,  # no transport
         RuntimeError("broken transport"),
     ],
-    ids=["outside", "trust_any_false", "ipv4", "no-transport", "error"],
+    ids=["outside", "trust_any_false", "tls_off_alone", "ipv4", "no-transport", "error"],
 )
 @pytest.mark.parametrize("ok", [0, 1])
 def test_any_other_peer_gets_synapse_verification(peer: Any, ok: int) -> None:

@@ -110,8 +110,8 @@ def plain_pair(
     e_host, f_host = mesh["e"], mesh["f"]
     config = {
         "secure_ranges": [
-            {"cidr": f"{e_host.address}/128", "tls": "off"},
-            {"cidr": f"{f_host.address}/128", "tls": "off"},
+            {"cidr": f"{e_host.address}/128", "tls": "off", "trust_any_certificate": True},
+            {"cidr": f"{f_host.address}/128", "tls": "off", "trust_any_certificate": True},
         ]
     }
     e, f = start_homeservers(
