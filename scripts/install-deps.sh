@@ -55,7 +55,7 @@ declare -A PACKAGE_SERVICES=(
 # What `scripts/test.sh` and a plain run install: the groups the test suite
 # needs (dns: the sidecar's dig and unbound tests; mesh: the lab tests). A part
 # whose tests need more adds its group here.
-DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture docker packaging)
+DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture docker packaging bench)
 
 # Recommends are left out on purpose: python3-pip alone would pull in a
 # compiler tool chain. Name what a test needs explicitly instead.
