@@ -1,7 +1,7 @@
 -- mod_v6alt as a LuaRocks rock, for `prosodyctl install` (docs/prosody.md,
 -- "Install with prosodyctl"). Built from a clone with
 --   scripts/build-rock.sh        (writes dist/mod_v6alt-<version>-1.all.rock)
--- The version is v6alt's own (core/__init__.py); tests/test_packaging.py
+-- The version is v6alt's own (core/__init__.py); tests/packaging/test_rock.py
 -- fails when this file's name or version does not match it.
 rockspec_format = "3.0"
 package = "mod_v6alt"

@@ -165,9 +165,14 @@ def database(env: dict[str, str], data: Path) -> dict[str, Any]:
     return {"name": "sqlite3", "args": {"database": str(data / "homeserver.db")}}
 
 
-def worker_files(data: Path, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """homeserver.yaml keys and worker config files for ``V6ALT_WORKERS``:
-    a generic worker taking inbound federation and N sharded federation senders."""
+def worker_files(
+    data: Path, env: dict[str, str], address: IPv6Address
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """homeserver.yaml keys and worker config files: ``V6ALT_INBOUND_WORKER``
+    names a generic worker taking inbound federation on the address, port 8448;
+    ``V6ALT_FEDERATION_SENDERS`` is the number of federation senders sharding the
+    outgoing traffic (federation_sender1..N). Every process shares the one
+    network namespace, so the main process is at localhost for replication."""
     senders = int(env.get("V6ALT_FEDERATION_SENDERS", "0"))
     inbound = env.get("V6ALT_INBOUND_WORKER", "")
     if not senders and not inbound:
@@ -175,8 +180,7 @@ def worker_files(data: Path, env: dict[str, str]) -> tuple[dict[str, Any], dict[
     sender_names = [f"federation_sender{i + 1}" for i in range(senders)]
     keys: dict[str, Any] = {
         "redis": {"enabled": True, "host": env.get("REDIS_HOST", "redis"), "port": 6379},
-        "instance_map": {"main": {"host": "main", "port": 9093}},
-        "send_federation": False,
+        "instance_map": {"main": {"host": "localhost", "port": 9093}},
         "federation_sender_instances": sender_names,
     }
     files = {}
@@ -187,7 +191,7 @@ def worker_files(data: Path, env: dict[str, str]) -> tuple[dict[str, Any], dict[
             listeners.append(
                 {
                     "port": 8448,
-                    "bind_addresses": ["::"],
+                    "bind_addresses": [str(address)],
                     "type": "http",
                     "tls": True,
                     "resources": [{"names": ["federation"]}],
@@ -222,7 +226,7 @@ def write_synapse(data: Path, name: str, address: IPv6Address, network: IPv6Netw
     files["log.config"] = LOG_CONFIG
     secret = env.get("V6ALT_REGISTRATION_SECRET") or secrets.token_urlsafe(32)
     files["registration_shared_secret"] = secret + "\n"
-    worker_keys, worker_configs = worker_files(data, env)
+    worker_keys, worker_configs = worker_files(data, env, address)
     inbound_on_worker = bool(env.get("V6ALT_INBOUND_WORKER"))
     listeners: list[dict[str, Any]] = [
         # Clients (and a reverse proxy) on port 8008; the image's HEALTHCHECK asks it.
@@ -234,24 +238,27 @@ def write_synapse(data: Path, name: str, address: IPv6Address, network: IPv6Netw
             "resources": [{"names": ["client"], "compress": False}],
         },
     ]
-    if not inbound_on_worker:
-        # Federation on the server's own address, port 8448 (a v6.alt name
-        # without a port is dialled there), TLS with any certificate (IP-bound trust).
-        listeners.append(
-            {
-                "port": 8448,
-                "bind_addresses": [str(address)],
-                "type": "http",
-                "tls": True,
-                "resources": [{"names": ["federation"]}],
-            }
-        )
+    # Federation on the server's own address, port 8448 (a v6.alt name without
+    # a port is dialled there), TLS with any certificate (IP-bound trust). With
+    # an inbound federation worker, that worker has the address; the main
+    # process keeps a TLS listener on loopback only, because Synapse makes the
+    # TLS context of every process (the worker's too) only when
+    # homeserver.yaml's own listeners include a TLS one.
+    listeners.append(
+        {
+            "port": 8448,
+            "bind_addresses": ["::1"] if inbound_on_worker else [str(address)],
+            "type": "http",
+            "tls": True,
+            "resources": [{"names": ["federation"]}],
+        }
+    )
     if worker_keys:
-        # Replication for the workers (HTTP on the stack's internal network).
+        # Replication for the workers, in the processes' shared namespace only.
         listeners.append(
             {
                 "port": 9093,
-                "bind_addresses": ["::"],
+                "bind_addresses": ["::1", "127.0.0.1"],
                 "type": "http",
                 "resources": [{"names": ["replication"]}],
             }

@@ -29,7 +29,14 @@ from typing import Final
 
 from .engine import DEBOOTSTRAP, Engine, run
 
-__all__ = ["BASE_IMAGE", "ImageSet", "base_image", "wheelhouse"]
+__all__ = [
+    "BASE_IMAGE",
+    "ImageSet",
+    "ProjectImages",
+    "base_image",
+    "build_project_images",
+    "wheelhouse",
+]
 
 BASE_IMAGE: Final = "v6alt-test/debian:bookworm"
 BASE_SUITE: Final = "bookworm"
@@ -188,3 +195,66 @@ class ImageSet:
                 capture_output=True,
                 check=False,
             )
+
+
+@dataclass
+class ProjectImages:
+    """The images of docker/ built for one run, with what they were built on."""
+
+    base: str
+    standin: str
+    synapse: str
+    v6alt: str
+    yggdrasil: str
+    prosody: str
+    set: ImageSet
+    base_seconds: float
+
+
+def build_project_images(
+    image_set: ImageSet, repo: Path, standin_dir: Path, work: Path, synapse_version: str
+) -> ProjectImages:
+    """The base image (cached), the stand-in for the official Synapse image at
+    ``synapse_version``, and docker/'s images built from a copy of docker/ with
+    the wheels and mod_v6alt's rock in dist/, as docs/docker.md says."""
+    base, base_seconds = base_image(image_set.engine, work)
+    standin_context = work / "standin"
+    shutil.copytree(standin_dir, standin_context)
+    wheelhouse(
+        repo,
+        standin_context / "wheels",
+        [f"matrix-synapse[redis]=={synapse_version}", "psycopg2-binary"],
+    )
+    standin = image_set.build(
+        "synapse-standin", standin_context, standin_context / "Dockerfile", {"BASE_IMAGE": base}
+    )
+    context = work / "docker"
+    shutil.copytree(repo / "docker", context, ignore=shutil.ignore_patterns("dist"))
+    wheelhouse(repo, context / "dist", ["v6alt[sidecar,check]"])
+    run([str(repo / "scripts" / "build-rock.sh"), str(context / "dist")], timeout=300)
+    offline = {"PIP_OPTIONS": "--no-index"}
+    synapse = image_set.build(
+        "synapse",
+        context,
+        context / "synapse" / "Dockerfile",
+        {"SYNAPSE_IMAGE": standin, **offline},
+    )
+    v6alt = image_set.build(
+        "v6alt", context, context / "v6alt" / "Dockerfile", {"BASE_IMAGE": base, **offline}
+    )
+    # apt inside these two builds (bookworm-backports): the host's network.
+    yggdrasil = image_set.build(
+        "yggdrasil",
+        context,
+        context / "yggdrasil" / "Dockerfile",
+        {"V6ALT_IMAGE": v6alt},
+        network_host=True,
+    )
+    prosody = image_set.build(
+        "prosody",
+        context,
+        context / "prosody" / "Dockerfile",
+        {"BASE_IMAGE": base},
+        network_host=True,
+    )
+    return ProjectImages(base, standin, synapse, v6alt, yggdrasil, prosody, image_set, base_seconds)

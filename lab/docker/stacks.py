@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,8 +16,9 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 from .engine import DOCKER_COMPOSE, DockerError, Engine, run
+from .images import ProjectImages
 
-__all__ = ["Network", "Stack"]
+__all__ = ["Network", "Stack", "mesh_stack", "server_name"]
 
 
 @dataclass
@@ -109,3 +112,40 @@ class Stack:
             if time.monotonic() > deadline:
                 raise DockerError(f"{self.project}: {service} still running after {timeout} s")
             time.sleep(0.5)
+
+
+def mesh_stack(
+    compose_file: Path,
+    images: ProjectImages,
+    underlay: Network,
+    registration_secret: str,
+    peers: str = "",
+) -> Stack:
+    """docker/mesh/compose.yaml as the tests and benchmarks run it: the run's
+    images, Yggdrasil over ``underlay`` (plain TCP, peering with ``peers``), no
+    host ports published (clients use the node's underlay address)."""
+    return Stack(
+        images.set.engine,
+        compose_file,
+        f"v6alt-test-{secrets.token_hex(3)}",
+        {
+            "V6ALT_IMAGE": images.v6alt,
+            "V6ALT_SYNAPSE_IMAGE": images.synapse,
+            "V6ALT_YGGDRASIL_IMAGE": images.yggdrasil,
+            "V6ALT_PROSODY_IMAGE": images.prosody,
+            "YGGDRASIL_UNDERLAY": underlay.name,
+            "YGGDRASIL_LISTEN": "tcp://[::]:9001",
+            "YGGDRASIL_PEERS": peers,
+            "V6ALT_REGISTRATION_SECRET": registration_secret,
+            "SYNAPSE_CLIENT_PORT": "127.0.0.1:0",
+            "XMPP_CLIENT_PORT": "127.0.0.1:0",
+        },
+    )
+
+
+def server_name(setup_log: str) -> str:
+    """The server name v6alt-docker-setup printed (the last v6.alt name in its log)."""
+    names = re.findall(r"\b([a-z0-9-]+\.v6\.alt)\b", setup_log)
+    if not names:
+        raise DockerError(f"setup printed no server name:\n{setup_log}")
+    return str(names[-1])

@@ -10,7 +10,6 @@ is removed at the end; only the base image stays (lab/docker/images.py).
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Iterator, Sequence
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from v6alt.lab.docker.engine import Engine, missing_tools, run
-from v6alt.lab.docker.images import ImageSet, base_image, wheelhouse
+from v6alt.lab.docker import stacks
+from v6alt.lab.docker.engine import Engine, missing_tools
+from v6alt.lab.docker.images import ImageSet, ProjectImages, build_project_images
 from v6alt.lab.docker.stacks import Network, Stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,16 +58,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         engine.close()
 
 
-@dataclass
-class Images:
-    base: str
-    standin: str
-    synapse: str
-    v6alt: str
-    yggdrasil: str
-    prosody: str
-    set: ImageSet
-    base_seconds: float
+Images = ProjectImages
 
 
 @pytest.fixture(scope="session")
@@ -75,53 +66,7 @@ def images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     work = tmp_path_factory.mktemp("images")
     image_set = ImageSet(engine, f"run-{secrets.token_hex(4)}")
     try:
-        base, base_seconds = base_image(engine, work)
-        # The stand-in for the official image: the base, pip, Synapse's wheels.
-        standin_context = work / "standin"
-        shutil.copytree(STANDIN_DIR, standin_context)
-        wheelhouse(
-            REPO,
-            standin_context / "wheels",
-            [f"matrix-synapse[redis]=={SYNAPSE_VERSION}", "psycopg2-binary"],
-        )
-        standin = image_set.build(
-            "synapse-standin",
-            standin_context,
-            standin_context / "Dockerfile",
-            {"BASE_IMAGE": base},
-        )
-        # The project's images, from a copy of docker/ with the wheels in dist/
-        # (docs/docker.md: python -m build --wheel --outdir docker/dist .).
-        context = work / "docker"
-        shutil.copytree(DOCKER_DIR, context, ignore=shutil.ignore_patterns("dist"))
-        wheelhouse(REPO, context / "dist", ["v6alt[sidecar,check]"])
-        # mod_v6alt's rock, for prosodyctl install in the Prosody image.
-        run([str(REPO / "scripts" / "build-rock.sh"), str(context / "dist")], timeout=300)
-        offline = {"PIP_OPTIONS": "--no-index"}
-        synapse = image_set.build(
-            "synapse",
-            context,
-            context / "synapse" / "Dockerfile",
-            {"SYNAPSE_IMAGE": standin, **offline},
-        )
-        v6alt = image_set.build(
-            "v6alt", context, context / "v6alt" / "Dockerfile", {"BASE_IMAGE": base, **offline}
-        )
-        yggdrasil = image_set.build(
-            "yggdrasil",
-            context,
-            context / "yggdrasil" / "Dockerfile",
-            {"V6ALT_IMAGE": v6alt},
-            network_host=True,
-        )
-        prosody = image_set.build(
-            "prosody",
-            context,
-            context / "prosody" / "Dockerfile",
-            {"BASE_IMAGE": base},
-            network_host=True,
-        )
-        yield Images(base, standin, synapse, v6alt, yggdrasil, prosody, image_set, base_seconds)
+        yield build_project_images(image_set, REPO, STANDIN_DIR, work, SYNAPSE_VERSION)
     finally:
         image_set.remove()
 
@@ -138,30 +83,10 @@ def underlay(engine: Engine) -> Iterator[Network]:
         network.remove()
 
 
-def server_name(setup_log: str) -> str:
-    """The name v6alt-docker-setup printed."""
-    names = re.findall(r"\b([a-z0-9-]+\.v6\.alt)\b", setup_log)
-    assert names, f"setup printed no server name:\n{setup_log}"
-    return names[-1]
-
-
 def mesh_stack(engine: Engine, images: Images, network: Network, peers: str = "") -> Stack:
-    return Stack(
-        engine,
-        DOCKER_DIR / "mesh" / "compose.yaml",
-        f"v6alt-test-{secrets.token_hex(3)}",
-        {
-            "V6ALT_IMAGE": images.v6alt,
-            "V6ALT_SYNAPSE_IMAGE": images.synapse,
-            "V6ALT_YGGDRASIL_IMAGE": images.yggdrasil,
-            "V6ALT_PROSODY_IMAGE": images.prosody,
-            "YGGDRASIL_UNDERLAY": network.name,
-            "YGGDRASIL_LISTEN": "tcp://[::]:9001",
-            "YGGDRASIL_PEERS": peers,
-            "V6ALT_REGISTRATION_SECRET": REGISTRATION_SECRET,
-            "SYNAPSE_CLIENT_PORT": "127.0.0.1:0",
-            "XMPP_CLIENT_PORT": "127.0.0.1:0",
-        },
+    assert engine is images.set.engine
+    return stacks.mesh_stack(
+        DOCKER_DIR / "mesh" / "compose.yaml", images, network, REGISTRATION_SECRET, peers
     )
 
 
@@ -181,3 +106,27 @@ def container_netns(stack: Stack, service: str) -> ContainerNetns:
     pid = state.get("Pid")
     assert isinstance(pid, int) and pid > 0, state
     return ContainerNetns(pid)
+
+
+@dataclass
+class ServiceImages:
+    """Stand-ins for the official PostgreSQL and Redis images (the workers stack)."""
+
+    postgres: str
+    redis: str
+
+
+@pytest.fixture(scope="session")
+def service_images(images: Images) -> ServiceImages:
+    here = Path(__file__).resolve().parent
+    built = {}
+    for name in ("postgres", "redis"):
+        context = here / f"standin-{name}"
+        built[name] = images.set.build(
+            f"{name}-standin",
+            context,
+            context / "Dockerfile",
+            {"BASE_IMAGE": images.base},
+            network_host=True,
+        )
+    return ServiceImages(built["postgres"], built["redis"])

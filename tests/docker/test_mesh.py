@@ -14,11 +14,11 @@ import pytest
 from v6alt.codec import decode
 from v6alt.lab.docker.engine import Engine
 from v6alt.lab.docker.matrix import TcpClientApi
-from v6alt.lab.docker.stacks import Network, Stack
+from v6alt.lab.docker.stacks import Network, Stack, server_name
 from v6alt.lab.matrix.client import register_user, wait_healthy
 from v6alt.lab.xmpp.users import XmppUser
 
-from .conftest import REGISTRATION_SECRET, Images, container_netns, mesh_stack, server_name
+from .conftest import REGISTRATION_SECRET, Images, container_netns, mesh_stack
 
 pytestmark = pytest.mark.integration
 
