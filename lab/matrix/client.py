@@ -56,6 +56,11 @@ class ClientApi:
         self.socket_path = socket_path
         self.server_name = server_name
 
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A new connection to the client API (a subclass may reach it another way,
+        e.g. over TCP)."""
+        return _UnixHTTPConnection(self.socket_path, timeout)
+
     def request(
         self,
         method: str,
@@ -68,7 +73,7 @@ class ClientApi:
 
         Without ``token`` (None or empty) the request is unauthenticated.
         """
-        connection = _UnixHTTPConnection(self.socket_path, timeout)
+        connection = self.connection(timeout)
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
