@@ -133,8 +133,10 @@ def write_site_files(files: SiteFiles) -> None:
     shutil.chown(files.tree, PROSODY_USER, PROSODY_USER)
     install_module(files.modules)
     files.sidecar_config.write_text(
-        "# v6alt sidecar of a lab host: the defaults, listening on the namespace's loopback.\n"
+        "# v6alt sidecar of a lab host: the defaults, listening on the namespace's loopback,\n"
+        "# with the pins of its peers kept in the lab host's own tree.\n"
         f'sidecar:\n  dns_listen: "{DNS_LISTEN}"\n  lookup_listen: "{LOOKUP_LISTEN}"\n'
+        f'pinning:\n  file: "{files.tree / "xmpp-pins.json"}"\n'
     )
     _make_certificate(files)
     files.prosody_config.write_text(render_prosody_config(files))
