@@ -30,6 +30,7 @@ __all__ = [
     "sidecar_command",
     "stop",
     "unbound_config",
+    "unbound_server_lines",
 ]
 
 PORT_RANGE = range(15300, 15400)
@@ -160,16 +161,13 @@ def unbound_binary() -> str | None:
     )
 
 
-def unbound_config(
-    directory: Path,
-    port: int,
-    *,
-    forward_port: int | None = None,
-    local_data: Sequence[str] = (),
-    threads: int = 1,
-) -> Path:
-    """Write an unbound.conf for an instance on ::1 that needs no root setup."""
-    lines = [
+def unbound_server_lines(
+    directory: Path, port: int, *, logfile: str = "", verbosity: int = 0, threads: int = 1
+) -> list[str]:
+    """The ``server:`` clause every unbound of the lab starts from: on [::1]:``port``
+    only, IPv6 only, in the foreground, files in ``directory``, no root setup, no DNSSEC
+    trust anchor, plain iteration (callers add zones, forwarding and tuning)."""
+    return [
         "server:",
         "    interface: ::1",
         f"    port: {port}",
@@ -180,13 +178,27 @@ def unbound_config(
         f'    directory: "{directory}"',
         f'    pidfile: "{directory}/unbound.pid"',
         "    use-syslog: no",
-        '    logfile: ""',
-        "    verbosity: 0",
+        f'    logfile: "{logfile}"',
+        f"    verbosity: {verbosity}",
         f"    num-threads: {threads}",
         "    access-control: ::1/128 allow",
-        "    do-not-query-localhost: no",
         '    auto-trust-anchor-file: ""',
         '    module-config: "iterator"',
+    ]
+
+
+def unbound_config(
+    directory: Path,
+    port: int,
+    *,
+    forward_port: int | None = None,
+    local_data: Sequence[str] = (),
+    threads: int = 1,
+) -> Path:
+    """Write an unbound.conf for an instance on ::1 that needs no root setup."""
+    lines = [
+        *unbound_server_lines(directory, port, threads=threads),
+        "    do-not-query-localhost: no",
         "    outgoing-range: 64",
         "    so-reuseport: yes",
     ]

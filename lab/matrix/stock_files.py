@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 from ..certificates import LabCa, make_lab_ca
+from ..local_servers import unbound_server_lines
 from ..service_control import ServiceTree
 from .files import HomeserverFiles, write_homeserver_files
 
@@ -85,22 +86,7 @@ def unbound_config(files: DnsFiles, records: Mapping[str, IPv6Address]) -> str:
         if not name.endswith(f".{STOCK_ZONE}") or not name.isascii() or '"' in name:
             raise ValueError(f"DNS record name {name!r} is not a name under {STOCK_ZONE}")
     lines = [
-        "server:",
-        f"    interface: {DNS_LISTEN}",
-        "    port: 53",
-        "    do-ip4: no",
-        "    do-daemonize: no",
-        '    chroot: ""',
-        '    username: ""',
-        f'    directory: "{files.tree}"',
-        f'    pidfile: "{files.tree}/unbound.pid"',
-        "    use-syslog: no",
-        f'    logfile: "{files.log}"',
-        "    verbosity: 1",
-        "    num-threads: 1",
-        f"    access-control: {DNS_LISTEN}/128 allow",
-        '    auto-trust-anchor-file: ""',
-        '    module-config: "iterator"',
+        *unbound_server_lines(files.tree, 53, logfile=str(files.log), verbosity=1),
         # Local data only: nothing is looked up elsewhere, so no query leaves the host.
         '    local-zone: "." static',
         f'    local-zone: "{STOCK_ZONE}." static',
