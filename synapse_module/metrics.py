@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Final
 
@@ -132,15 +133,16 @@ class _Families:
 
 
 _lock = threading.Lock()
-_families: dict[int, _Families] = {}
+# By the registry itself, weakly: an id() could be reused by a later registry.
+_families: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
 
 
 def _families_for(registry: CollectorRegistry) -> _Families:
     with _lock:
-        families = _families.get(id(registry))
+        families = _families.get(registry)
         if families is None:
             families = _Families(registry)
-            _families[id(registry)] = families
+            _families[registry] = families
         return families
 
 

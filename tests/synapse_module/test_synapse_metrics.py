@@ -2,8 +2,8 @@
 
 Two homeservers X and Y on their own link, each with Synapse's ``metrics``
 listener. X and Y federate a message (address-bound trust both ways, the
-origin binding on the receiving side), X refuses a never-dial name, Y goes
-away and comes back (X's backoff cleared by the probe). After each step the
+origin binding on the receiving side), X refuses a never-dial name, Y's link
+is cut and comes back (X backs off, and its probe clears the backoff). After each step the
 test scrapes the listener over HTTP and checks that the counters moved by
 exactly what the servers' own logs show happened.
 """
@@ -60,7 +60,9 @@ def count(hs: Homeserver, pattern: str, start: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Homeserver, Homeserver]]:
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Homeserver, Homeserver, FlatNet]]:
     quick_retries = {"max_long_retries": 1, "max_long_retry_delay": 500}
     with FlatNet(f"v6m-{os.getpid() % 100000}-") as net:
         for index, name in enumerate(("x", "y"), start=1):
@@ -75,16 +77,16 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Homeserv
                 hs.spawn()
             for hs in (x, y):
                 hs.wait_ready()
-            yield x, y
+            yield x, y, net
         finally:
             for hs in (x, y):
                 hs.stop()
 
 
 def test_every_family_is_on_the_listener_from_the_start(
-    servers: tuple[Homeserver, Homeserver],
+    servers: tuple[Homeserver, Homeserver, FlatNet],
 ) -> None:
-    x, _ = servers
+    x, _, _ = servers
     got = scrape(x)
     for family in (
         "v6alt_synapse_resolutions",
@@ -105,9 +107,9 @@ def test_every_family_is_on_the_listener_from_the_start(
 
 
 def test_federation_refusal_and_recovery_move_the_counters(
-    servers: tuple[Homeserver, Homeserver],
+    servers: tuple[Homeserver, Homeserver, FlatNet],
 ) -> None:
-    x, y = servers
+    x, y, net = servers
     alice, bob = x.register("alice"), y.register("bob")
     x_mark, y_mark = x.log_mark(), y.log_mark()
     x0, y0 = scrape(x), scrape(y)
@@ -168,13 +170,14 @@ def test_federation_refusal_and_recovery_move_the_counters(
             assert set(labels) <= {"server_name", "stage", "verdict", "rule", "kind", "result"}
             assert labels["server_name"] in (x.server_name, y.server_name)
 
-    # 3. Y goes away and comes back: X's probe finds it and clears the backoff.
-    y.stop()
+    # 3. Y's link is cut and comes back: X backs off, its probe finds Y and clears it.
+    net.set_link(y.host, up=False)
     mark = x.log_mark()
     send(x, alice, room_id, "sent while Y was away")
     x.wait_for_log(
         rf"Connection to {re.escape(y.server_name)} was unsuccessful .*; backoff now \d+",
         start=mark,
+        timeout=DELIVERY_TIMEOUT_S,
     )
     x.wait_for(
         "a failed probe of Y",
@@ -183,8 +186,7 @@ def test_federation_refusal_and_recovery_move_the_counters(
     )
     x2 = scrape(x)
     assert x2.value("v6alt_synapse_recovery_backed_off_destinations") >= 1
-    y.spawn()
-    y.wait_ready()
+    net.set_link(y.host, up=True)
     x.wait_for_log(
         rf"v6alt: {re.escape(y.server_name)} is reachable again at .*backoff cleared",
         start=mark,

@@ -6,6 +6,7 @@ the module exports on a real Synapse's listener is in test_synapse_metrics.py.
 
 from __future__ import annotations
 
+import gc
 from ipaddress import IPv6Address
 from typing import Any
 
@@ -191,6 +192,16 @@ def test_two_homeservers_in_one_process_share_the_families() -> None:
     name = "v6alt_synapse_recovery_probes_total"
     assert got.value(name, server_name="one.example", result="connected") == 1
     assert got.value(name, server_name="two.example", result="failed") == 2
+
+
+def test_every_registry_gets_its_own_families() -> None:
+    """A registry made after another was collected (same id(), perhaps) is served too."""
+    for _ in range(20):
+        m, registry = metrics()
+        m.probe(True)
+        assert scrape(registry).value("v6alt_synapse_recovery_probes_total") == 1
+        del m, registry
+        gc.collect()
 
 
 def test_clear_time_is_measured_on_the_metrics_clock() -> None:
