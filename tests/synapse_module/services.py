@@ -9,11 +9,17 @@ Debian package creates.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from v6alt.lab.netns import run
 
@@ -118,3 +124,50 @@ class Redis:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def missing_worker_parts() -> list[str]:
+    """What a worker deployment needs and this machine lacks (Python clients, servers)."""
+    missing = [m for m in ("psycopg2", "txredisapi", "hiredis") if not importlib.util.find_spec(m)]
+    return missing + [b for b in ("redis-server",) if shutil.which(b) is None]
+
+
+@contextmanager
+def worker_backends(redis_directory: Path) -> Iterator[tuple[Postgres, Redis]]:
+    """A private PostgreSQL and Redis for one worker deployment, stopped on exit.
+
+    Fails the test, naming the install commands, when a part is missing.
+    """
+    missing = missing_worker_parts()
+    if missing:
+        pytest.fail(
+            f"the worker deployment test needs {', '.join(missing)}: pip install "
+            "psycopg2-binary 'txredisapi>=1.4.12,<1.6.0' hiredis; "
+            "apt-get install postgresql redis-server"
+        )
+    postgres = Postgres().start()
+    try:
+        redis = Redis(redis_directory).start()
+        try:
+            yield postgres, redis
+        finally:
+            redis.stop()
+    finally:
+        postgres.stop()
+
+
+def worker_settings(data: Path, postgres: Postgres, redis: Redis, sender: str) -> dict[str, Any]:
+    """The launcher's settings for a main process whose federation ``sender`` is a worker:
+    PostgreSQL, Redis, and the replication listener on a socket in ``data``."""
+    replication = str(data / "replication.sock")
+    return {
+        "extra": {
+            "database": postgres.synapse_database(),
+            "redis": {"enabled": True, "path": str(redis.socket)},
+            "instance_map": {"main": {"path": replication}},
+            "federation_sender_instances": [sender],
+        },
+        "extra_listeners": [
+            {"path": replication, "type": "http", "resources": [{"names": ["replication"]}]}
+        ],
+    }

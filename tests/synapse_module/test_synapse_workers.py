@@ -8,9 +8,7 @@ recovery. W and B exchange messages with v6.alt names both ways.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from v6alt.lab.netns import FlatNet
 
 from .homeserver import Homeserver
 from .matrix import has_message, send, shared_room
-from .services import Postgres, Redis
+from .services import worker_backends, worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -34,40 +32,14 @@ def worker_deployment(
     start_homeservers: Callable[..., list[Homeserver]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Homeserver, Path, str]]:
-    missing = [m for m in ("psycopg2", "txredisapi", "hiredis") if not importlib.util.find_spec(m)]
-    missing += [b for b in ("redis-server",) if shutil.which(b) is None]
-    if missing:
-        pytest.fail(
-            f"the worker deployment test needs {', '.join(missing)}: pip install "
-            "psycopg2-binary 'txredisapi>=1.4.12,<1.6.0' hiredis; "
-            "apt-get install postgresql redis-server"
-        )
     data = tmp_path_factory.mktemp("hs-w")
-    postgres = Postgres().start()
-    redis = Redis(tmp_path_factory.mktemp("redis")).start()
-    try:
-        replication = str(data / "replication.sock")
-        w = Homeserver(
-            mesh["g"],
-            data,
-            extra={
-                "database": postgres.synapse_database(),
-                "redis": {"enabled": True, "path": str(redis.socket)},
-                "instance_map": {"main": {"path": replication}},
-                "federation_sender_instances": [SENDER],
-            },
-            extra_listeners=[
-                {"path": replication, "type": "http", "resources": [{"names": ["replication"]}]}
-            ],
-        )
+    with worker_backends(tmp_path_factory.mktemp("redis")) as (postgres, redis):
+        w = Homeserver(mesh["g"], data, **worker_settings(data, postgres, redis, SENDER))
         start_homeservers(w)
         sender_log = w.spawn_worker(SENDER)
         w.wait_for_log(r"v6alt: federation with \.v6\.alt names enabled", timeout=60)
         yield w, sender_log, w.register("walter")
         w.stop()
-    finally:
-        redis.stop()
-        postgres.stop()
 
 
 def _log(path: Path) -> str:
