@@ -31,6 +31,7 @@ local inet_pton = import "util.net".pton;
 local promise = import "util.promise";
 local base64 = import "util.encodings".base64;
 local sha256 = import "util.hashes".sha256;
+local st = import "util.stanza";
 
 -- Every write into Prosody's own data (session fields, queues) is there.
 local internals = module:require("v6alt_internals");
@@ -412,6 +413,44 @@ function module.add_host(module)
 			return false;
 		end
 	end, 1000);
+
+	-- Dialback elements that mod_dialback did not take (it is not loaded on
+	-- this host, so this server never hands out a dialback key). A peer that
+	-- loads it (the reference module's default) sends db:verify over its
+	-- working stream whenever anyone, over any stream, sends it a db:result
+	-- claiming this server's name; left unhandled, Prosody's router closes
+	-- that working stream (unsupported-stanza-type). Each element is answered
+	-- or dropped alone: a key check is "invalid" (no key is ours), a request
+	-- to be authenticated by dialback is refused, an unasked answer is dropped.
+	-- The namespace is written out: without mod_dialback, the stream header
+	-- declares no db: prefix.
+	local DIALBACK = "jabber:server:dialback";
+	local function dialback_element(event)
+		local origin, stanza = event.origin, event.stanza;
+		local attr = stanza.attr;
+		local from, to = tostring(attr.from), tostring(attr.to);
+		if attr.type then
+			origin.log("warn", "v6alt: dropping a dialback %s (%s) for %s that this server never asked for",
+				stanza.name, tostring(attr.type), from);
+		elseif stanza.name == "verify" then
+			origin.log("warn", "v6alt: answering the dialback key check from %s for %s: invalid "
+				.. "(this server does not use dialback, so no key is its own)", from, to);
+			origin.sends2s(st.stanza("verify", { xmlns = DIALBACK; from = attr.to; to = attr.from; id = attr.id; type = "invalid" })
+				:text(stanza:get_text()));
+		else
+			origin.log("warn", "v6alt: refusing dialback from %s: this server authenticates peers by "
+				.. "certificate or address (SASL EXTERNAL), not by dialback", from);
+			origin.sends2s(st.stanza("result", { xmlns = DIALBACK; from = attr.to; to = attr.from; type = "error" })
+				:tag("error", { type = "cancel" })
+				:tag("policy-violation", { xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" }):up()
+				:tag("text", { xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" })
+				:text("dialback is not offered here; authenticate with SASL EXTERNAL"));
+		end
+		return true;
+	end
+	-- Below mod_dialback's handlers (priority 0): with it loaded, it answers.
+	module:hook("stanza/jabber:server:dialback:verify", dialback_element, -1000);
+	module:hook("stanza/jabber:server:dialback:result", dialback_element, -1000);
 end
 
 if not lookup_url:match("^http://[^/]+$") then
