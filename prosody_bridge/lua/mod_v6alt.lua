@@ -311,6 +311,9 @@ local function check_pin(session, host, cert, decision)
 	end
 	local ip = session.ip or (session.conn and session.conn:ip());
 	local answer, err = async.wait_for(lookup("/v1/pin", { name = host; address = ip; spki = spki }));
+	if internals.is_destroyed(session) then
+		return false, "the stream closed while its pin was checked";
+	end
 	if not answer then
 		local reason = describe_failure(err, ("the pin check of %s at [%s]"):format(host, tostring(ip)));
 		return mode ~= "enforce", reason;

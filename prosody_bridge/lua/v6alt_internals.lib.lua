@@ -53,4 +53,12 @@ function internals.drop_smacks_queue(session)
 	session.outgoing_stanza_queue = nil;
 end
 
+-- session.destroyed: s2smanager's destroy_session turns a torn-down session
+-- into a "destroyed" one with this field true (13.0.1, 0.12.3). A handler
+-- that waited in the session's async runner (a lookup) reads it before it
+-- acts on the session again.
+function internals.is_destroyed(session)
+	return session.destroyed == true;
+end
+
 return internals;

@@ -65,7 +65,13 @@ def impostor(lab: Mesh, victim: Site, template: str) -> ProsodyServer:
     """Stop ``victim``'s Prosody and start another at its address, with a new certificate."""
     victim.server.stop()
     server = ProsodyServer(victim.node, victim.domain, template)
+    # The log file is the victim's: wait for this process's own start lines.
+    started = server.log_text().count("Activated service 'c2s'")
     server.start()
+    deadline = time.monotonic() + 30
+    while server.log_text().count("Activated service 'c2s'") <= started:
+        assert time.monotonic() < deadline, "the impostor's Prosody did not start"
+        time.sleep(0.2)
     return server
 
 
