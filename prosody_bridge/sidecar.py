@@ -26,6 +26,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
 from v6alt.config import Config, ConfigError, load_config
+from v6alt.config_warnings import config_warnings
 from v6alt.dns_wire import Responder
 from v6alt.policy import Policy
 
@@ -141,6 +142,8 @@ class Sidecar:
         pins = PinService(pin_file(self.config))
         pins.prepare()
         self.lookup.pins = pins
+        for warning in config_warnings(self.config):
+            log.warning("config: %s (docs/security.md)", warning)
         lhost, lport = self.lookup_endpoint
         self._ports.append(reactor.listenTCP(lport, site, interface=lhost))
 

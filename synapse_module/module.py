@@ -19,6 +19,7 @@ from typing import Any
 
 from v6alt.codec import encode
 from v6alt.config import Config, ConfigError, parse_config
+from v6alt.config_warnings import config_warnings
 from v6alt.errors import V6AltNameError, excerpt
 from v6alt.names import is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
@@ -150,6 +151,8 @@ class V6AltFederation:
     def _start_pinning(
         config: Config, policy: Policy, synapse: SynapseInternals
     ) -> PinGuard | None:
+        for warning in config_warnings(config):
+            logger.warning("v6alt: config: %s (docs/security.md)", warning)
         if not pinning_may_apply(policy):
             logger.info("v6alt: pinning is off everywhere (pinning.default: off)")
             return None

@@ -78,6 +78,10 @@ def test_warn_range_accepts_and_keeps_the_pin(sidecar: Sidecar, pin_dir: Path) -
     assert PinStore(pin_dir / "sub" / "pins.json").get(name).spki_sha256 == KEY  # type: ignore[union-attr]
 
 
+def test_weak_settings_are_logged_at_start(sidecar: Sidecar) -> None:
+    assert "config: secure_ranges[0].pinning: warn covers 2a01:4f8::/32" in sidecar.log()
+
+
 def test_yggdrasil_is_never_pinned(sidecar: Sidecar, pin_dir: Path) -> None:
     name = encode(MESH)
     for key in (KEY, OTHER):

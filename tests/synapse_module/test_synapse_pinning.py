@@ -152,6 +152,9 @@ def test_first_contact_pins_the_tls_key_and_the_signing_keys(world: World) -> No
         log = hs.log_text()
         assert f"first contact with {b.server_name} at [{b.address}]: pinned TLS key sha256 " in log
         assert f"first contact with {b.server_name} at [{b.address}]: pinned signing keys" in log
+    # W's weaker setting is said at start-up, as `v6alt config check` says it.
+    assert "v6alt: config: pinning.default: warn: a changed key" in w.log_text()
+    assert "v6alt: config:" not in a.log_text()
     # A room across A and B, used by the later steps.
     world.room_id = shared_room(a, world.token(a, "alice"), b, bob, "bob")
     send(b, bob, world.room_id, "hello from bob")
