@@ -33,6 +33,7 @@ __all__ = [
     "PinningSettings",
     "RangeSettings",
     "SecureRange",
+    "SidecarLimits",
     "SidecarSettings",
     "SynapseSettings",
     "check_unsafe_allow",
@@ -87,10 +88,36 @@ class PinningSettings:
 
 
 @dataclass(frozen=True)
+class SidecarLimits:
+    """What one client may hold of the sidecar (docs/dns.md, "Limits").
+
+    DNS over TCP: ``tcp_connections`` open at once and
+    ``tcp_connections_per_address`` from one address (a new connection over
+    either closes the one that has gone longest without a complete query);
+    ``tcp_idle_timeout`` seconds between queries and ``tcp_query_timeout``
+    seconds for the bytes of one query, from its first byte. The lookup
+    service: ``lookup_connections`` open at once (the same eviction),
+    ``lookup_request_timeout`` seconds and ``lookup_request_bytes`` bytes for
+    a request's line and headers. ``log_lines_per_minute``: refused and
+    malformed DNS queries logged per minute, whatever the queries say.
+    """
+
+    tcp_connections: int = 256
+    tcp_connections_per_address: int = 64
+    tcp_idle_timeout: float = 10.0
+    tcp_query_timeout: float = 5.0
+    lookup_connections: int = 64
+    lookup_request_timeout: float = 5.0
+    lookup_request_bytes: int = 8192
+    log_lines_per_minute: int = 20
+
+
+@dataclass(frozen=True)
 class SidecarSettings:
     dns_listen: Endpoint = ("::1", 5353)
     lookup_listen: Endpoint = ("::1", 5380)
     forwarders: tuple[Endpoint, ...] = ()
+    limits: SidecarLimits = field(default_factory=SidecarLimits)
 
 
 @dataclass(frozen=True)
@@ -118,6 +145,7 @@ class Config:
                 "dns_listen": fields.format_endpoint(self.sidecar.dns_listen),
                 "lookup_listen": fields.format_endpoint(self.sidecar.lookup_listen),
                 "forwarders": [fields.format_endpoint(f) for f in self.sidecar.forwarders],
+                "limits": {name: getattr(self.sidecar.limits, name) for name in _LIMIT_RANGES},
             },
         }
 
@@ -179,6 +207,24 @@ sidecar:
   lookup_listen: "[::1]:5380"
   # Upstream DNS servers ("host:port") for names outside .v6.alt.
   forwarders: []
+  # What one client may hold (docs/dns.md, "Limits"). A new connection
+  # over a limit closes the one that has gone longest without a complete
+  # query (or request).
+  limits:
+    # DNS over TCP: connections at once, and from one address.
+    tcp_connections: 256
+    tcp_connections_per_address: 64
+    # Seconds a DNS-over-TCP connection may wait between queries, and
+    # may take for the bytes of one query (from its first byte).
+    tcp_idle_timeout: 10
+    tcp_query_timeout: 5
+    # Lookup service: connections at once; seconds and bytes for the
+    # request line and headers (a request body is always refused).
+    lookup_connections: 64
+    lookup_request_timeout: 5
+    lookup_request_bytes: 8192
+    # Refused and malformed DNS queries logged per minute, in all.
+    log_lines_per_minute: 20
 """
 
 
@@ -197,7 +243,18 @@ _SECURE_KEYS: Final = ("cidr", "tls", "trust_any_certificate", "pinning")
 _PINNING_KEYS: Final = ("default", "file")
 _PINNING_MODES: Final = ("enforce", "warn", "off")
 _SYNAPSE_KEYS: Final = ("inbound_ip_binding",)
-_SIDECAR_KEYS: Final = ("dns_listen", "lookup_listen", "forwarders")
+_SIDECAR_KEYS: Final = ("dns_listen", "lookup_listen", "forwarders", "limits")
+#: Each limit: (kind, lowest, highest). Seconds may be fractions.
+_LIMIT_RANGES: Final[dict[str, tuple[str, float, float]]] = {
+    "tcp_connections": ("count", 1, 65536),
+    "tcp_connections_per_address": ("count", 1, 65536),
+    "tcp_idle_timeout": ("seconds", 0.1, 3600),
+    "tcp_query_timeout": ("seconds", 0.1, 3600),
+    "lookup_connections": ("count", 1, 65536),
+    "lookup_request_timeout": ("seconds", 0.1, 3600),
+    "lookup_request_bytes": ("count", 256, 1 << 20),
+    "log_lines_per_minute": ("count", 1, 100_000),
+}
 _TLS_MODES: Final = ("required", "off")
 _BINDING_MODES: Final = ("off", "log", "enforce")
 
@@ -314,7 +371,24 @@ def _parse_sidecar(value: object, path: ConfigPath) -> SidecarSettings:
         forwarders = tuple(
             fields.endpoint(v, (*where, i), default_port=53) for i, v in enumerate(items)
         )
-    return SidecarSettings(dns_listen=dns, lookup_listen=lookup, forwarders=forwarders)
+    limits = default.limits
+    if "limits" in data:
+        limits = _parse_limits(data["limits"], (*path, "limits"))
+    return SidecarSettings(
+        dns_listen=dns, lookup_listen=lookup, forwarders=forwarders, limits=limits
+    )
+
+
+def _parse_limits(value: object, path: ConfigPath) -> SidecarLimits:
+    data = fields.mapping(value, path, tuple(_LIMIT_RANGES))
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        kind, low, high = _LIMIT_RANGES[key]
+        if kind == "count":
+            values[key] = fields.integer(raw, (*path, key), int(low), int(high))
+        else:
+            values[key] = fields.seconds(raw, (*path, key), low, high)
+    return SidecarLimits(**values)
 
 
 def parse_config(data: object) -> Config:

@@ -21,10 +21,12 @@ __all__ = [
     "endpoint",
     "format_endpoint",
     "format_path",
+    "integer",
     "mapping",
     "network",
     "networks",
     "no_duplicates",
+    "seconds",
     "sequence",
 ]
 
@@ -125,6 +127,26 @@ def choice(value: object, path: ConfigPath, choices: Sequence[str]) -> str:
         return value
     listed = " or ".join(repr(c) for c in choices)
     raise ConfigError(path, f"expected one of {listed}, got {describe(value)}")
+
+
+def integer(value: object, path: ConfigPath, low: int, high: int) -> int:
+    """A whole number in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected a whole number, got {describe(value)}")
+    if not low <= value <= high:
+        shown = str(value) if value.bit_length() < 64 else "the number"
+        raise ConfigError(path, f"{shown} is out of range {low:,}-{high:,}")
+    return value
+
+
+def seconds(value: object, path: ConfigPath, low: float, high: float) -> float:
+    """A number of seconds in ``low..high`` (fractions allowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, f"expected a number of seconds, got {describe(value)}")
+    number = float(value)
+    if not low <= number <= high:  # NaN fails too
+        raise ConfigError(path, f"{_cut(repr(value))} s is out of range {low:g}-{high:g} s")
+    return number
 
 
 def network(value: object, path: ConfigPath) -> IPv6Network:

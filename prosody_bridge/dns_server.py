@@ -11,18 +11,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import re
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import protocol, udp
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
+from v6alt.config import SidecarLimits
 from v6alt.dns_wire import Action, Reply, Responder
 
 from .dns_forwarder import UdpForwarder
 from .metrics import DnsKey, SidecarMetrics, dns_key
+from .slots import Slots
 
 __all__ = [
     "DnsTcpFactory",
@@ -36,19 +41,29 @@ log = logging.getLogger("v6alt.sidecar.dns")
 
 CACHE_ENTRIES = 8192
 CACHE_MAX_KEY = 320  # longer packets are valid but unusual: not worth a cache slot
-TCP_IDLE_TIMEOUT = 10.0
-TCP_MAX_CONNECTIONS = 256
+#: Forwarded queries of one TCP connection waiting at once; beyond, its reading pauses.
+TCP_MAX_INFLIGHT = 32
 UDP_RECV_SIZE = 4096  # no real query is larger; a longer datagram is cut and gets FORMERR
 UDP_READ_BURST = 256  # datagrams per reactor turn: TCP and HTTP still get their share
 
 Address = tuple[str, int]
 
 
+_DIGITS = re.compile(rb"[0-9]+")
+LOG_CLASSES_TRACKED = 256
+
+
 class RefusalLog:
-    """One log line per refusal class per interval, with a count of the rest.
+    """At most ``limit`` log lines per interval about refused and malformed queries.
 
     Refusals are what an operator needs to see (a policy rule hit, a zone not
-    served, malformed packets), but a flood must not turn into a log flood.
+    served, malformed packets), but a flood must not turn into a log flood,
+    whatever the packets say. Each class gets one line per interval, with the
+    number of its repeats; the classes are keyed without their digits (a
+    class number or a count chosen by the client makes no new class), at most
+    :data:`LOG_CLASSES_TRACKED` are tracked, and all classes together get
+    ``limit`` lines per interval. What the limit held back is summed up in
+    one line when the next interval begins.
     """
 
     def __init__(
@@ -56,26 +71,54 @@ class RefusalLog:
         logger: logging.Logger = log,
         interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        limit: int = 20,
     ) -> None:
         self._logger = logger
         self._interval = interval
         self._clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self.limit = limit
+        self._last: dict[bytes, float] = {}
+        self._suppressed: dict[bytes, int] = {}
+        self._window = -interval
+        self._lines = 0
+        self._held = 0  # notes the limit (or the class table) held back this window
 
     def note(self, log_class: str, peer: str) -> None:
         now = self._clock()
-        last = self._last.get(log_class)
+        if now - self._window >= self._interval:
+            self._new_window(now)
+        key = _DIGITS.sub(b"#", log_class.encode("utf-8", "replace"))
+        last = self._last.get(key)
         if last is not None and now - last < self._interval:
-            self._suppressed[log_class] = self._suppressed.get(log_class, 0) + 1
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
             return
-        if len(self._last) > 1024:  # classes carry rule names; keep the map bounded
-            self._last.clear()
-            self._suppressed.clear()
-        self._last[log_class] = now
-        more = self._suppressed.pop(log_class, 0)
+        if self._lines >= self.limit or (last is None and len(self._last) >= LOG_CLASSES_TRACKED):
+            self._held += 1
+            return
+        self._lines += 1
+        self._last[key] = now
+        more = self._suppressed.pop(key, 0)
         tail = f" ({more} more of this class in the last {self._interval:.0f} s)" if more else ""
-        self._logger.warning("dns query %s from %s%s", log_class, peer, tail)
+        self._logger.warning("dns query %s from %s%s", log_class[:200], peer, tail)
+
+    def _new_window(self, now: float) -> None:
+        if self._held:
+            self._logger.warning(
+                "%d more refused or malformed dns queries not logged in the last %.0f s "
+                "(at most %d lines per interval: sidecar.limits.log_lines_per_minute)",
+                self._held,
+                self._interval,
+                self.limit,
+            )
+        self._window = now
+        self._lines = 0
+        self._held = 0
+        stale = [k for k, t in self._last.items() if now - t >= self._interval]
+        for k in stale:
+            del self._last[k]
+        if len(self._suppressed) > LOG_CLASSES_TRACKED:
+            self._suppressed = {k: n for k, n in self._suppressed.items() if k in self._last}
 
 
 class ReplyCache:
@@ -217,36 +260,100 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
             sendto(data, addr)
 
 
+@implementer(IHalfCloseableProtocol)
 class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
-    """DNS over TCP: 2-byte length framing, pipelined queries, idle timeout."""
+    """DNS over TCP: 2-byte length framing, pipelined queries, and the limits.
+
+    - Every message must arrive whole within ``query_timeout`` of its first
+      byte (a deadline that later bytes do not move); between messages the
+      connection may stay idle for ``idle_timeout``.
+    - A new connection over the factory's :class:`Slots` closes the one that
+      has gone longest without a complete query.
+    - The replies are written with backpressure: while the client does not
+      read them, its queries are not read either (the deadline then closes
+      it), and at most :data:`TCP_MAX_INFLIGHT` forwarded queries of one
+      connection wait at once.
+    - A client that half-closes (shutdown for writing) gets the replies to
+      every query it sent before the connection is closed.
+    """
 
     factory: DnsTcpFactory
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._in_message = False  # the buffer holds part of a message, under its deadline
+        self._inflight = 0  # forwarded queries waiting for their answer
+        self._write_blocked = False
+        self._read_paused = False
+        self._eof = False
+        self._gone = False
 
     def _tx(self) -> Any:
         return self.transport
 
     def connectionMade(self) -> None:
-        self.factory.connections += 1
-        if self.factory.connections > TCP_MAX_CONNECTIONS:
-            self._closed("refused")
-            self._tx().loseConnection()
+        factory = self.factory
+        factory.connections += 1
+        transport = self._tx()
+        for victim, reason in factory.slots.admit(self, str(transport.getPeer().host)):
+            victim.evict(reason)
+        transport.registerProducer(self, True)
+        self.setTimeout(factory.idle_timeout)  # type: ignore[no-untyped-call]
+
+    def evict(self, reason: str) -> None:
+        """Close at once (the slot is already given to a newer connection)."""
+        if self._gone:
             return
-        self.setTimeout(TCP_IDLE_TIMEOUT)  # type: ignore[no-untyped-call]
+        self._gone = True
+        self._closed(reason)
+        self.setTimeout(None)  # type: ignore[no-untyped-call]
+        self._tx().abortConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
+        self._gone = True
         self.factory.connections -= 1
+        self.factory.slots.release(self)
         self.setTimeout(None)  # type: ignore[no-untyped-call]
+        self._buffer = b""
+
+    # The transport's producer interface: the client's reading side.
+    def pauseProducing(self) -> None:
+        self._write_blocked = True
+        self._update_reading()
+
+    def resumeProducing(self) -> None:
+        self._write_blocked = False
+        self._update_reading()
+        self._process(fresh=False)
+
+    def stopProducing(self) -> None:
+        pass
+
+    def _update_reading(self) -> None:
+        pause = self._write_blocked or self._inflight >= TCP_MAX_INFLIGHT
+        if pause == self._read_paused or self._gone:
+            return
+        self._read_paused = pause
+        transport = self._tx()
+        if pause:
+            transport.pauseProducing()
+        elif not self._eof:
+            transport.resumeProducing()
 
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()  # type: ignore[no-untyped-call]
-        buffer = self._buffer + data if self._buffer else data
+        self._buffer = self._buffer + data if self._buffer else data
+        self._process(fresh=True)
+
+    def _process(self, *, fresh: bool) -> None:
+        """Answer the complete messages in the buffer while the limits allow."""
+        buffer = self._buffer
         pos = 0
+        done = 0
         # An offset, not re-slicing the buffer per message: a chunk full of
         # small pipelined queries stays linear.
-        while len(buffer) - pos >= 2:
+        while len(buffer) - pos >= 2 and not self._gone:
+            if self._write_blocked or self._inflight >= TCP_MAX_INFLIGHT:
+                break
             end = pos + 2 + ((buffer[pos] << 8) | buffer[pos + 1])
             if len(buffer) < end:
                 break
@@ -255,7 +362,40 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
                 self._tx().loseConnection()
                 return
             pos = end
-        self._buffer = buffer[pos:]
+            done += 1
+        if self._gone:
+            return
+        self._buffer = buffer = buffer[pos:]
+        if done:
+            self.factory.slots.progress(self)
+        if not buffer:
+            if done or self._in_message:
+                self._in_message = False
+                self.setTimeout(self.factory.idle_timeout)  # type: ignore[no-untyped-call]
+        elif done or (fresh and not self._in_message):
+            # A new message began: its deadline starts now and is not moved again.
+            self._in_message = True
+            self.setTimeout(self.factory.query_timeout)  # type: ignore[no-untyped-call]
+        self._update_reading()
+        self._maybe_finish()
+
+    def readConnectionLost(self) -> None:
+        """The client shut down its sending side: answer what it sent, then close."""
+        self._eof = True
+        self._maybe_finish()
+
+    def writeConnectionLost(self) -> None:
+        self._tx().abortConnection()
+
+    def _maybe_finish(self) -> None:
+        if not self._eof or self._gone or self._inflight:
+            return
+        buffer = self._buffer
+        if len(buffer) >= 2 and len(buffer) >= 2 + ((buffer[0] << 8) | buffer[1]):
+            return  # complete messages still wait (the client is not reading its replies)
+        self._gone = True
+        self.setTimeout(None)  # type: ignore[no-untyped-call]
+        self._tx().loseConnection()  # after the replies already written
 
     def _handle(self, message: bytes) -> bool:
         factory = self.factory
@@ -272,6 +412,7 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
             self._write(reply.data)
             counts[dns_key("tcp", message, reply.data)] += 1
         elif reply.action is Action.FORWARD and factory.forwarder is not None:
+            self._inflight += 1
             forwarded = factory.forwarder.forward(message, tcp=True)
             forwarded.addCallback(self._write_forwarded, message)
         else:
@@ -280,8 +421,19 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
         return True
 
     def _write_forwarded(self, data: bytes, query: bytes) -> None:
-        self._write(data)
+        self._inflight -= 1
         self.factory.counts[dns_key("tcp", query, data)] += 1
+        if self._gone:
+            return
+        self._write(data)
+        self.factory.slots.progress(self)
+        if not self._buffer and not self._in_message:
+            self.setTimeout(self.factory.idle_timeout)  # type: ignore[no-untyped-call]
+        self._update_reading()
+        if self._buffer:
+            self._process(fresh=False)
+        else:
+            self._maybe_finish()
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -293,8 +445,18 @@ class DnsTcpProtocol(protocol.Protocol, TimeoutMixin):
             metrics.tcp_closed.labels(reason).inc()
 
     def timeoutConnection(self) -> None:
+        if self._in_message or self._gone:
+            # A query past its deadline, or an idle close whose replies were never
+            # read: cut at once.
+            if not self._gone:
+                self._closed("deadline")
+            self._gone = True
+            self._tx().abortConnection()
+            return
+        self._gone = True
         self._closed("idle")
-        self._tx().loseConnection()
+        self._tx().loseConnection()  # after the replies written
+        self.setTimeout(self.factory.idle_timeout)  # type: ignore[no-untyped-call]
 
 
 class DnsTcpFactory(protocol.ServerFactory):
@@ -306,6 +468,7 @@ class DnsTcpFactory(protocol.ServerFactory):
         refusals: RefusalLog,
         forwarder: UdpForwarder | None = None,
         metrics: SidecarMetrics | None = None,
+        limits: SidecarLimits | None = None,
     ) -> None:
         self.responder = responder
         self.refusals = refusals
@@ -315,3 +478,13 @@ class DnsTcpFactory(protocol.ServerFactory):
         self.counts: defaultdict[DnsKey, int] = (
             metrics.dns if metrics is not None else defaultdict(int)
         )
+        self.slots: Slots[DnsTcpProtocol] = Slots(1, 1)
+        self.idle_timeout = self.query_timeout = 0.0
+        self.apply(limits or SidecarLimits())
+
+    def apply(self, limits: SidecarLimits) -> None:
+        """Take the limits of ``sidecar.limits`` (at start and on reload)."""
+        self.slots.total = limits.tcp_connections
+        self.slots.per_address = limits.tcp_connections_per_address
+        self.idle_timeout = limits.tcp_idle_timeout
+        self.query_timeout = limits.tcp_query_timeout

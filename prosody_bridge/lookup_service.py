@@ -11,20 +11,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
+from typing import Any, Final
 
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from v6alt import __version__
 from v6alt.codec import encode, to_address
+from v6alt.config import SidecarLimits
 from v6alt.errors import V6AltError
 from v6alt.names import HostKind, ServerName, parse_xmpp_domain
 from v6alt.policy import Policy
 
 from .metrics import CONTENT_TYPE, SidecarMetrics
 from .pin_service import PinService, valid_spki
+from .slots import Slots
 
-__all__ = ["XMPP_SERVER_PORT", "LookupResource", "lookup_site"]
+__all__ = ["XMPP_SERVER_PORT", "LookupChannel", "LookupResource", "LookupSite", "lookup_site"]
 
 XMPP_SERVER_PORT = 5269
 MAX_PARAM_LENGTH = 1024
@@ -97,18 +99,18 @@ class LookupResource(resource.Resource):
         route = self._routes.get(request.path)
         endpoint = request.path.decode("latin-1").rpartition("/")[2]
         if route is None:
-            self._count("unknown", "not_found")
+            self.count("unknown", "not_found")
             return self._error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
         if request.method not in (b"GET", b"HEAD"):
-            self._count(endpoint, "bad_method")
+            self.count(endpoint, "bad_method")
             request.setHeader(b"Allow", b"GET")
             return self._error(request, 405, "only GET is supported")
         try:
             body = route(request)
         except _BadRequest as exc:
-            self._count(endpoint, "bad_request")
+            self.count(endpoint, "bad_request")
             return self._error(request, 400, str(exc))
-        self._count(endpoint, _verdict(body), str(body.get("rule_id", "")))
+        self.count(endpoint, _verdict(body), str(body.get("rule_id", "")))
         return json.dumps(body).encode()
 
     def _metrics(self, request: Any) -> bytes:
@@ -116,11 +118,11 @@ class LookupResource(resource.Resource):
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET")
             return self._error(request, 405, "only GET is supported")
-        self._count("metrics", "ok")
+        self.count("metrics", "ok")
         request.setHeader(b"Content-Type", CONTENT_TYPE.encode())
         return self.metrics.render()
 
-    def _count(self, endpoint: str, verdict: str, rule: str = "") -> None:
+    def count(self, endpoint: str, verdict: str, rule: str = "") -> None:
         if self.metrics is not None:
             self.metrics.lookup(endpoint, verdict, rule)
 
@@ -240,9 +242,178 @@ def _verdict(body: dict[str, object]) -> str:
     return "allowed"
 
 
-def lookup_site(policy: Policy, metrics: SidecarMetrics | None = None) -> server.Site:
-    """A Site serving :class:`LookupResource` with request logging off (it is a hot path)."""
-    site = server.Site(LookupResource(policy, metrics))  # type: ignore[no-untyped-call]
+_REASONS: Final = {
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+}
+#: After a refusal the connection reads (and drops) at most this much, for at most
+#: LINGER_SECONDS, so that the client sees the status before the connection closes.
+LINGER_BYTES = 256 * 1024
+LINGER_SECONDS = 2.0
+
+
+class LookupChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel with the lookup service's limits (``sidecar.limits``).
+
+    A request's line and headers must arrive within ``lookup_request_timeout``
+    of its first byte (408) and within ``lookup_request_bytes`` (414 for the
+    line, 431 for the headers). Every endpoint is GET: another method gets 405
+    and a request with a body (Content-Length above 0, or chunked) 413, both
+    decided from the headers, before any body is read. A refused connection
+    is closed once the status is sent. Connections take slots of the site's
+    :class:`Slots` (the one longest without a complete request is closed for
+    a new one over ``lookup_connections``).
+    """
+
+    site: LookupSite
+    _head_timer: Any = None
+    _refused = False
+    _lingered = 0
+    _head_lines = 0
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        site = self.site
+        limits = site.limits
+        self.MAX_LENGTH = limits.lookup_request_bytes
+        self.totalHeadersSize = limits.lookup_request_bytes
+        transport: Any = self.transport
+        for victim, reason in site.slots.admit(self, str(transport.getPeer().host)):
+            victim.evict(reason)
+
+    def evict(self, reason: str) -> None:
+        metrics = self.site.resource.metrics
+        if metrics is not None:
+            metrics.lookup_closed.labels("evicted").inc()  # one limit, total and per address
+        transport: Any = self.transport
+        if transport is not None:
+            transport.abortConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.site.slots.release(self)
+        self._stop_head_timer()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                transport: Any = self.transport
+                transport.abortConnection()
+            return
+        if data and self._head_timer is None and self.line_mode and not self._handlingRequest:
+            self._head_timer = self.callLater(  # type: ignore[no-untyped-call]
+                self.site.limits.lookup_request_timeout, self._head_timed_out
+            )
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().rawDataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        self._head_lines += 1
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(431, "the request line and headers are longer than "
+                         f"{self.totalHeadersSize} bytes")  # fmt: skip
+            return
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def lineLengthExceeded(self, line: bytes) -> Any:
+        limit = self.MAX_LENGTH
+        if self._head_lines == 0:
+            self._refuse(414, f"the request line is longer than {limit} bytes")
+        else:
+            self._refuse(431, f"a header line is longer than {limit} bytes")
+
+    def allHeadersReceived(self) -> None:
+        self._head_lines = 0
+        self._stop_head_timer()
+        command = getattr(self, "_command", b"")
+        if command not in (b"GET", b"HEAD"):
+            self._refuse(405, "only GET is supported", allow=True)
+        elif self.length != 0:
+            self._refuse(413, "a request body is not accepted")
+        else:
+            super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def allContentReceived(self) -> None:
+        if not self._refused:
+            super().allContentReceived()  # type: ignore[no-untyped-call]
+
+    def requestDone(self, request: Any) -> None:
+        self.site.slots.progress(self)
+        super().requestDone(request)  # type: ignore[no-untyped-call]
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._refused and not self._handlingRequest:
+            timeout = self.site.limits.lookup_request_timeout
+            self._refuse(408, f"the request line and headers took longer than {timeout:g} s")
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            if self._head_timer.active():
+                self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, code: int, reason: str, *, allow: bool = False) -> None:
+        """Answer ``code`` and close, reading nothing more of the request."""
+        self._refused = True
+        self._stop_head_timer()
+        self.setTimeout(None)  # type: ignore[no-untyped-call]
+        path = getattr(self, "_path", b"").partition(b"?")[0]
+        endpoint = path.decode("latin-1").rpartition("/")[2] if path else "unknown"
+        verdict = {405: "bad_method", 408: "timeout"}.get(code, "too_large")
+        self.site.resource.count(endpoint, verdict)
+        body = json.dumps({"error": reason}).encode()
+        head = (
+            f"HTTP/1.1 {code} {_REASONS[code]}\r\n"
+            "Content-Type: application/json\r\n"
+            "Cache-Control: no-store\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            + ("Allow: GET, HEAD\r\n" if allow else "")
+            + "Connection: close\r\n\r\n"
+        )
+        transport: Any = self.transport
+        transport.write(head.encode() + body)
+        # Half-close: the client reads the status; what it still sends is dropped
+        # (within LINGER_BYTES) until it closes or LINGER_SECONDS pass.
+        transport.loseWriteConnection()
+        self.callLater(LINGER_SECONDS, transport.abortConnection)  # type: ignore[no-untyped-call]
+
+
+class LookupSite(server.Site):
+    """The lookup service's site: :class:`LookupChannel` connections and their slots."""
+
+    protocol = LookupChannel  # type: ignore[assignment]
+    resource: LookupResource
+
+    def __init__(self, resource: LookupResource, limits: SidecarLimits) -> None:
+        super().__init__(resource)  # type: ignore[no-untyped-call]
+        self.slots: Slots[LookupChannel] = Slots(1, 1)
+        self.limits = limits
+        self.apply(limits)
+
+    def apply(self, limits: SidecarLimits) -> None:
+        """Take the limits of ``sidecar.limits`` (at start and on reload)."""
+        self.limits = limits
+        self.slots.total = self.slots.per_address = limits.lookup_connections
+
+
+def lookup_site(
+    policy: Policy,
+    metrics: SidecarMetrics | None = None,
+    limits: SidecarLimits | None = None,
+) -> LookupSite:
+    """A site serving :class:`LookupResource` with request logging off (it is a hot path)."""
+    site = LookupSite(LookupResource(policy, metrics), limits or SidecarLimits())
     site.displayTracebacks = False
     site.log = lambda request: None  # type: ignore[method-assign]
     return site

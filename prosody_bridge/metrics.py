@@ -72,6 +72,8 @@ QTYPE_NAMES: Final = {
 RCODE_NAMES: Final = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
 #: The lookup service's endpoints, as labels; any other path is "unknown".
 LOOKUP_ENDPOINTS: Final = ("health", "resolve", "peer", "name", "metrics", "unknown")
+#: Why the sidecar closed a DNS-over-TCP connection (docs/metrics.md).
+TCP_CLOSE_REASONS: Final = ("evicted", "per_address", "idle", "deadline")
 #: Seconds from a query handed to the forwarders to its answer.
 FORWARD_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -179,8 +181,17 @@ class SidecarMetrics:
         r = self.registry
         self.tcp_closed = Counter(
             PREFIX + "dns_tcp_connections_closed",
-            "DNS-over-TCP connections the sidecar closed: refused (over the connection "
-            "limit) or idle (evicted after the idle timeout)",
+            "DNS-over-TCP connections the sidecar closed: evicted (the oldest without a "
+            "complete query, for a new one over sidecar.limits.tcp_connections), "
+            "per_address (the same within one client address), idle (no query for "
+            "tcp_idle_timeout), deadline (a query not complete within tcp_query_timeout)",
+            ("reason",),
+            registry=r,
+        )
+        self.lookup_closed = Counter(
+            PREFIX + "lookup_connections_closed",
+            "Lookup-service connections the sidecar closed for a new one: evicted (the "
+            "oldest without a complete request, over sidecar.limits.lookup_connections)",
             ("reason",),
             registry=r,
         )
@@ -215,8 +226,9 @@ class SidecarMetrics:
         )
         info = Gauge(PREFIX + "info", "The sidecar's version", ("version",), registry=r)
         info.labels(__version__).set(1)
-        for reason in ("refused", "idle"):
+        for reason in TCP_CLOSE_REASONS:
             self.tcp_closed.labels(reason)
+        self.lookup_closed.labels("evicted")
         for reason in ("no_answer", "overloaded"):
             self.forwarder_failures.labels(reason)
 

@@ -32,7 +32,7 @@ from v6alt.policy import Policy
 
 from .dns_forwarder import UdpForwarder
 from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
-from .lookup_service import LookupResource, lookup_site
+from .lookup_service import LookupResource, LookupSite, lookup_site
 from .metrics import SidecarMetrics
 from .pin_service import PinService, pin_file
 
@@ -95,12 +95,13 @@ class Sidecar:
     def __init__(self, options: SidecarOptions, config: Config) -> None:
         self.options = options
         self.config = config
-        self.refusals = RefusalLog()
+        self.refusals = RefusalLog(limit=config.sidecar.limits.log_lines_per_minute)
         self.metrics = SidecarMetrics()
         self.forwarder: UdpForwarder | None = None
         self.udp: DnsUdpProtocol | None = None
         self.tcp: DnsTcpFactory | None = None
         self.lookup: LookupResource | None = None
+        self.site: LookupSite | None = None
         self._ports: list[Any] = []
 
     @property
@@ -133,11 +134,13 @@ class Sidecar:
         if not primary:
             return
         host, port = self.dns_endpoint
-        self.tcp = DnsTcpFactory(responder, self.refusals, self.forwarder, self.metrics)
+        limits = self.config.sidecar.limits
+        self.tcp = DnsTcpFactory(responder, self.refusals, self.forwarder, self.metrics, limits)
         tcp = self.tcp
         self.metrics.tcp_open = lambda: tcp.connections
         self._ports.append(reactor.listenTCP(port, self.tcp, interface=host))
-        site = lookup_site(policy, self.metrics)
+        site = lookup_site(policy, self.metrics, limits)
+        self.site = site
         self.lookup = site.resource
         pins = PinService(pin_file(self.config))
         pins.prepare()
@@ -170,11 +173,16 @@ class Sidecar:
             self.udp.responder = responder
             self.udp.forwarder = self.forwarder
             self.udp.cache.clear()
+        limits = config.sidecar.limits
+        self.refusals.limit = limits.log_lines_per_minute
         if self.tcp is not None:
             self.tcp.responder = responder
             self.tcp.forwarder = self.forwarder
+            self.tcp.apply(limits)
         if self.lookup is not None:
             self.lookup.policy = policy
+        if self.site is not None:
+            self.site.apply(limits)
         self.config = config
         log.info("reloaded %s", path)
 

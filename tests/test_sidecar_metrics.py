@@ -7,6 +7,7 @@ counters must move by exactly what was sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -142,26 +143,29 @@ def test_forwarder_timeout_answer_and_latency(sidecar: Sidecar) -> None:
     assert moved(after, before, queries, transport="udp", qtype="AAAA", rcode="NOERROR") == 1
 
 
-def test_tcp_connections_open_refused_and_evicted(sidecar: Sidecar) -> None:
+def test_tcp_connections_open_evicted_and_idle(sidecar: Sidecar) -> None:
     before = scrape(sidecar)
-    limit = 256  # dns_server.TCP_MAX_CONNECTIONS
+    # sidecar.limits.tcp_connections_per_address: every client here is ::1.
+    limit = 64
     sockets = [socket.create_connection(("::1", sidecar.dns_port)) for _ in range(limit + 1)]
     try:
         deadline = time.monotonic() + 10
         while True:
             now = scrape(sidecar)
-            refused = moved(
-                now, before, "v6alt_sidecar_dns_tcp_connections_closed_total", reason="refused"
+            evicted = moved(
+                now, before, "v6alt_sidecar_dns_tcp_connections_closed_total", reason="per_address"
             )
-            if refused >= 1 and now.value("v6alt_sidecar_dns_tcp_connections_open") == limit:
+            if evicted >= 1 and now.value("v6alt_sidecar_dns_tcp_connections_open") == limit:
                 break
-            assert time.monotonic() < deadline, "the connection over the limit was not refused"
+            assert time.monotonic() < deadline, "the oldest connection was not evicted"
             time.sleep(0.1)
-        assert refused == 1
+        assert evicted == 1
+        with contextlib.suppress(ConnectionResetError):  # the oldest went, for the newest
+            assert sockets[0].recv(1) == b""
     finally:
         for sock in sockets:
             sock.close()
-    # One connection left idle: evicted after the idle timeout (10 s).
+    # One connection left idle: closed after the idle timeout (10 s).
     idle = socket.create_connection(("::1", sidecar.dns_port))
     try:
         idle.settimeout(15)
@@ -171,7 +175,7 @@ def test_tcp_connections_open_refused_and_evicted(sidecar: Sidecar) -> None:
     after = scrape(sidecar)
     closed = "v6alt_sidecar_dns_tcp_connections_closed_total"
     assert moved(after, before, closed, reason="idle") == 1
-    assert moved(after, before, closed, reason="refused") == 1
+    assert moved(after, before, closed, reason="per_address") == 1
     assert after.value("v6alt_sidecar_dns_tcp_connections_open") == 0
 
 
