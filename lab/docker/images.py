@@ -31,6 +31,9 @@ from .engine import DEBOOTSTRAP, Engine, run
 
 __all__ = [
     "BASE_IMAGE",
+    "BOOKWORM",
+    "TRIXIE",
+    "BaseSpec",
     "ImageSet",
     "ProjectImages",
     "base_image",
@@ -38,28 +41,49 @@ __all__ = [
     "wheelhouse",
 ]
 
-BASE_IMAGE: Final = "v6alt-test/debian:bookworm"
-BASE_SUITE: Final = "bookworm"
-BASE_MIRROR: Final = "http://deb.debian.org/debian"
-# What the base needs beyond minbase: the v6alt image's Python and iproute2
-# (so its build needs no apt), certificates and openssl for the tests.
-BASE_PACKAGES: Final = ("python3", "python3-venv", "ca-certificates", "openssl", "iproute2")
 BASE_LABEL: Final = "org.v6alt.test.base"
 TEST_LABEL: Final = "org.v6alt.test.run"
+BASE_MIRROR: Final = "http://deb.debian.org/debian"
 
 
-def _base_key() -> str:
-    return hashlib.sha256(f"{BASE_SUITE} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class BaseSpec:
+    """A Debian release as a local base image: ``debootstrap --variant=minbase``
+    with ``packages`` included, imported as ``v6alt-test/debian:<suite>``."""
+
+    suite: str
+    packages: tuple[str, ...]
+
+    @property
+    def image(self) -> str:
+        return f"v6alt-test/debian:{self.suite}"
+
+    def key(self) -> str:
+        return hashlib.sha256(f"{self.suite} {' '.join(self.packages)}".encode()).hexdigest()[:16]
 
 
-def base_image(engine: Engine, work: Path) -> tuple[str, float]:
-    """The cached base image, made first if missing; ``(name, seconds spent making it)``."""
-    key = _base_key()
+# Debian 12, the base of every image the tests build: the v6alt image's Python
+# and iproute2 (so its build needs no apt), certificates and openssl.
+BOOKWORM: Final = BaseSpec(
+    "bookworm", ("python3", "python3-venv", "ca-certificates", "openssl", "iproute2")
+)
+# Debian 13, for the packaged venv install there: systemd for systemd-analyze,
+# procps for the unit's /bin/kill (in every standard install, not in minbase).
+TRIXIE: Final = BaseSpec(
+    "trixie", ("python3", "python3-venv", "ca-certificates", "systemd", "procps")
+)
+BASE_IMAGE: Final = BOOKWORM.image
+
+
+def base_image(engine: Engine, work: Path, spec: BaseSpec = BOOKWORM) -> tuple[str, float]:
+    """The cached base image of ``spec``, made first if missing;
+    ``(name, seconds spent making it)``."""
+    key = spec.key()
     found = engine.docker(
-        ["images", "--quiet", "--filter", f"label={BASE_LABEL}={key}", BASE_IMAGE]
+        ["images", "--quiet", "--filter", f"label={BASE_LABEL}={key}", spec.image]
     ).strip()
     if found:
-        return BASE_IMAGE, 0.0
+        return spec.image, 0.0
     started = time.monotonic()
     rootfs = Path(tempfile.mkdtemp(prefix="v6alt-rootfs-", dir=work))
     try:
@@ -67,8 +91,8 @@ def base_image(engine: Engine, work: Path) -> tuple[str, float]:
             [
                 DEBOOTSTRAP,
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                BASE_SUITE,
+                f"--include={','.join(spec.packages)}",
+                spec.suite,
                 str(rootfs),
                 BASE_MIRROR,
             ],
@@ -96,7 +120,7 @@ def base_image(engine: Engine, work: Path) -> tuple[str, float]:
                 "--change",
                 'CMD ["/bin/bash"]',
                 "-",
-                BASE_IMAGE,
+                spec.image,
             ],
             stdin=tar.stdout,
             capture_output=True,
@@ -107,20 +131,27 @@ def base_image(engine: Engine, work: Path) -> tuple[str, float]:
             raise RuntimeError(f"docker import failed: {imported.stderr.decode()[-2000:]}")
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
-    return BASE_IMAGE, time.monotonic() - started
+    return spec.image, time.monotonic() - started
 
 
-def wheelhouse(repo: Path, into: Path, requirements: Sequence[str]) -> Path:
+def wheelhouse(
+    repo: Path, into: Path, requirements: Sequence[str], python_version: str | None = None
+) -> Path:
     """``into`` with v6alt's wheel built from ``repo`` and the wheels of
     ``requirements`` (``"v6alt[sidecar,check]"`` names the built v6alt), from
-    the package index as pip is configured here."""
+    the package index as pip is configured here; for ``python_version``
+    (e.g. "3.13") instead of this interpreter's when given."""
     into.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     run([*pip, "wheel", "--no-deps", "--wheel-dir", str(into), str(repo)], timeout=600)
     (wheel,) = into.glob("v6alt-*.whl")
     wanted = [r.replace("v6alt[", f"{wheel}[", 1) for r in requirements]
+    target = ["--python-version", python_version] if python_version else []
     if wanted:
-        run([*pip, "download", "--only-binary=:all:", "--dest", str(into), *wanted], timeout=900)
+        run(
+            [*pip, "download", "--only-binary=:all:", *target, "--dest", str(into), *wanted],
+            timeout=900,
+        )
     return into
 
 
