@@ -272,6 +272,17 @@ local function refuse(session, host, reason)
 	}, nil, "v6.alt peer refused: " .. reason);
 end
 
+-- Both ends of a stream must agree on TLS: a "tls: off" secure range on one
+-- side only cannot work. Closes the stream with a text that says so (the
+-- peer logs it, and senders of queued stanzas get it in their error).
+local function tls_mismatch(session, host, detail)
+	local text = "secure range mismatch: " .. detail .. "; both servers need the same secure_ranges";
+	session.log("warn", "TLS mismatch with %s: %s", tostring(host), detail);
+	metrics.trust("refused");
+	session:close({ condition = "policy-violation"; text = text }, nil, text);
+	return true;
+end
+
 -- Pinning ------------------------------------------------------------------
 
 -- SHA-256 (hex) of the certificate's DER SubjectPublicKeyInfo: LuaSec's
@@ -416,6 +427,56 @@ function module.add_host(module)
 			return false;
 		end
 	end, 1000);
+
+	-- Outgoing: the peer's first features against this server's decision for
+	-- the peer's address, above mod_tls (500), which would start TLS (or try
+	-- to, when none is offered). A peer offering TLS inside a "tls: off"
+	-- range, or none outside one, has other secure_ranges: the stream is
+	-- closed naming the mismatch, instead of a failed STARTTLS or a missing
+	-- authentication method. On 0.12 (no s2sout-pre-connect) this is where
+	-- a "tls: off" range is learnt: the stream is marked secure here, before
+	-- mod_tls looks at it.
+	module:hook_tag("http://etherx.jabber.org/streams", "features", function (session, stanza)
+		local host = session.to_host;
+		if session.type ~= "s2sout_unauthed" or session.v6alt_tls_checked or not is_v6alt(host) then return; end
+		session.v6alt_tls_checked = true;
+		local decision, reason = peer_decision(session, host);
+		if not decision then
+			metrics.trust("refused");
+			refuse(session, host, reason);
+			return true;
+		end
+		local ip = session.ip or (session.conn and session.conn:ip()) or "?";
+		local offers_tls = stanza:get_child("starttls", "urn:ietf:params:xml:ns:xmpp-tls") ~= nil;
+		if decision.tls_required == false then
+			if offers_tls then
+				return tls_mismatch(session, host, ("this server's secure_ranges have tls: off for [%s], "
+					.. "but %s offers TLS (its secure_ranges do not have tls: off for this server's address)"):format(ip, host));
+			end
+			if not session.v6alt_dialled then
+				internals.mark_secure(session);
+				internals.trust_remote(session);
+				metrics.trust("no_tls");
+				session.log("info", "Not using TLS with %s at [%s] (secure range with tls off)", host, ip);
+			end
+		elseif not offers_tls and not session.secure then
+			return tls_mismatch(session, host, ("%s at [%s] offers no TLS (its secure_ranges have tls: off "
+				.. "for this server's address, or it has no TLS), but this server's secure_ranges do not "
+				.. "have tls: off for [%s]"):format(host, ip, ip));
+		end
+	end, 600);
+
+	-- Incoming: a peer that starts TLS on a stream of a "tls: off" range
+	-- (where none was offered) expects TLS: its secure_ranges differ. Above
+	-- mod_tls (0), which would answer <failure/> and close without a reason.
+	module:hook("stanza/urn:ietf:params:xml:ns:xmpp-tls:starttls", function (event)
+		local session = event.origin;
+		local host = session.v6alt_plaintext_host;
+		if session.type ~= "s2sin_unauthed" or not host then return; end
+		return tls_mismatch(session, host, ("%s at [%s] starts TLS, but this server's secure_ranges have "
+			.. "tls: off for [%s] (the peer's secure_ranges do not have tls: off for this server's "
+			.. "address)"):format(host, tostring(session.ip), tostring(session.ip)));
+	end, 100);
 
 	-- Dialback elements that mod_dialback did not take (it is not loaded on
 	-- this host, so this server never hands out a dialback key). A peer that

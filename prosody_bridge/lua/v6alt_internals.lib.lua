@@ -11,11 +11,16 @@
 local internals = {};
 
 -- session.secure: mod_tls sets it once TLS is up, and offers or starts
--- STARTTLS only while it is false (mod_tls); mod_s2s runs the certificate
--- check only on a secure stream (13.0.1, 0.12.3). Set on a stream inside a
--- secure range with "tls: off": no STARTTLS, the mesh encrypts.
+-- STARTTLS only while it is false (mod_tls 13.0.1); mod_s2s runs the
+-- certificate check only on a secure stream (13.0.1, 0.12.3). Set on a
+-- stream inside a secure range with "tls: off": no STARTTLS, the mesh
+-- encrypts. session.ssl_ctx: mod_tls's TLS context for the session; false
+-- makes its can_do_tls answer no, which is what stops STARTTLS on 0.12.3
+-- (its can_do_tls does not look at session.secure) and changes nothing on
+-- 13.0.1.
 function internals.mark_secure(session)
 	session.secure = true;
+	session.ssl_ctx = false;
 end
 
 -- session.cert_chain_status and session.cert_identity_status: the verdict of
@@ -26,6 +31,17 @@ end
 function internals.trust_certificate(session)
 	session.cert_chain_status = "valid";
 	session.cert_identity_status = "valid";
+end
+
+-- session.authenticated_remote: mod_s2s sets it on an outgoing stream whose
+-- peer passed the certificate check when the stream opened, and refuses to
+-- authenticate an outgoing stream under s2s_secure_auth without it
+-- (make_authenticated, 13.0.1 and 0.12.3). Set, with the certificate verdict,
+-- on an outgoing stream of a "tls: off" range learnt only from the peer's
+-- features (0.12), after the stream opened.
+function internals.trust_remote(session)
+	internals.trust_certificate(session);
+	session.authenticated_remote = true;
 end
 
 -- prosody.hosts[from_host].s2sout[to_host]: mod_s2s's outgoing session from

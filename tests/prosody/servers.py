@@ -41,9 +41,9 @@ STARTUP_SECONDS = 20.0
 _counter = itertools.count(os.getpid() % 1000)
 
 
-def documented_block(name: str) -> str:
-    """The ```lua block between ``<!-- NAME: begin/end -->`` in docs/prosody.md."""
-    pattern = rf"<!-- {name}: begin -->\s*```lua\n(.*?)```\s*<!-- {name}: end -->"
+def documented_block(name: str, language: str = "lua") -> str:
+    """The ```LANGUAGE block between ``<!-- NAME: begin/end -->`` in docs/prosody.md."""
+    pattern = rf"<!-- {name}: begin -->\s*```{language}\n(.*?)```\s*<!-- {name}: end -->"
     match = re.search(pattern, DOCS.read_text(), re.S)
     assert match, f"no {name} block in {DOCS}"
     return match.group(1)
