@@ -46,6 +46,13 @@ def connected_ipv6_peer(tls_protocol: Any) -> IPv6Address | None:
     return address if isinstance(address, IPv6Address) else None
 
 
+def _trust_reason(decision: DialDecision) -> str:
+    # A certificate accepted unchecked is owed to a secure range: name it.
+    if decision.trust is Trust.ANY and decision.secure_range is not None:
+        return f"secure range {decision.secure_range.network}"
+    return decision.rule
+
+
 class PeerCheck:
     """Per-connection state: was the connected peer approved during the handshake?
 
@@ -113,7 +120,7 @@ class PeerCheck:
                     decision.address,
                     self._host,
                     decision.trust.value,
-                    decision.rule,
+                    _trust_reason(decision),
                 )
             self.approved = True
             self._report(trust_kind(decision))

@@ -77,6 +77,10 @@ class BackoffRecovery:
                     return
             now_ms = self._synapse.now_ms()
             destinations = await self._synapse.backed_off_v6alt_destinations(now_ms, MAX_PROBES)
+            logger.debug(
+                "v6alt: backoff recovery round: %d backed-off v6.alt destination(s)",
+                len(destinations),
+            )
             if self._metrics is not None:
                 self._metrics.backed_off(len(destinations))
             for gone in self._failed_at.keys() - set(destinations):

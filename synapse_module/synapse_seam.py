@@ -395,14 +395,17 @@ class SynapseInternals:
 _BACKED_OFF_SQL: Final = """
 SELECT destination FROM destinations
 WHERE retry_interval > 0 AND retry_last_ts + retry_interval > ?
-  AND (destination LIKE '%.v6.alt' OR destination LIKE '%.v6.alt:%')
+  AND (destination LIKE ? OR destination LIKE ?)
 ORDER BY retry_last_ts
 LIMIT ?
 """
+# Bound as parameters: on PostgreSQL a literal % in the statement would be
+# taken for a psycopg2 placeholder.
+_V6ALT_PATTERNS: Final = ("%.v6.alt", "%.v6.alt:%")
 
 
 def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
-    txn.execute(_BACKED_OFF_SQL, (now_ms, limit))
+    txn.execute(_BACKED_OFF_SQL, (now_ms, *_V6ALT_PATTERNS, limit))
     return [str(row[0]) for row in txn.fetchall()]
 
 

@@ -55,6 +55,21 @@ def test_module_loads_in_main_and_sender(worker_deployment: tuple[Homeserver, Pa
     )
 
 
+def test_backoff_recovery_rounds_run_on_postgresql(
+    worker_deployment: tuple[Homeserver, Path, str],
+) -> None:
+    """The recovery's query of the destinations table runs on PostgreSQL too
+    (its LIKE patterns once clashed with psycopg2's placeholders)."""
+    w, sender_log, _ = worker_deployment
+    w.wait_for(
+        "a recovery round in the federation sender",
+        lambda: "v6alt: backoff recovery round:" in _log(sender_log),
+    )
+    log = _log(sender_log)
+    assert "Background process 'v6alt_backoff_recovery' threw an exception" not in log
+    assert "backoff recovery is off" not in log
+
+
 def test_messages_both_ways_through_the_federation_sender(
     pair: tuple[Homeserver, Homeserver],
     users: dict[str, str],
