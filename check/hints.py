@@ -261,6 +261,33 @@ def well_known_broken(name: str, problem: str) -> str:
     )
 
 
+def well_known_redirect(name: str, problem: str) -> str:
+    return (
+        f"https://{name}/.well-known/matrix/server {problem}: peers follow 301, 302, 303, "
+        "307 and 308 to https:// URLs, up to 30 hops; point the redirect at a URL that "
+        'serves {"m.server": "<host>[:<port>]"} with status 200, or serve that JSON at '
+        f"{name} itself"
+    )
+
+
+def delegated_to_v6alt(name: str, target: str, how: str) -> str:
+    if how == "well-known":
+        what = (
+            f"{name} delegates federation to {target}: peers dial it by its address and trust "
+            "its self-signed certificate by that address, which only v6alt does"
+        )
+    else:
+        what = (
+            f"the SRV record of {name} points at {target}: peers need v6alt (or the host-wide "
+            f"resolver) to find its address, and its certificate must still be valid for {name}"
+        )
+    return (
+        f'{what}; every peer needs v6alt for this (docs/mixed.md, "Delegating a DNS name to '
+        'a v6.alt server"). To stay reachable from stock servers, keep a CA certificate for '
+        f'{name} and publish its AAAA (docs/mixed.md, "Keeping a DNS name on the mesh")'
+    )
+
+
 def stream_refused(domain: str, condition: str) -> str:
     if condition == "host-unknown":
         return (

@@ -168,6 +168,7 @@ class HttpAnswer:
     reason: str
     content_type: str | None
     body: bytes
+    location: str | None = None  # the Location header (redirects)
 
     def json(self) -> Any:
         """The body as JSON; raises :class:`StepError` naming what is wrong."""
@@ -190,7 +191,11 @@ def http_get(sock: socket.socket, host_header: str, path: str, timeout: float) -
         response.begin()
         body = response.read(_MAX_BODY)
         return HttpAnswer(
-            response.status, response.reason, response.getheader("Content-Type"), body
+            response.status,
+            response.reason,
+            response.getheader("Content-Type"),
+            body,
+            response.getheader("Location"),
         )
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         raise StepError(f"GET {path}: {_reason(exc)}") from None

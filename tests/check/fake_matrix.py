@@ -1,11 +1,14 @@
 """A deliberately small HTTPS server that looks like a Matrix federation listener.
 
 Usage: fake_matrix.py ADDRESS PORT CERT KEY SERVER_NAME [--key-server-name NAME]
-       [--well-known BODY] [--expired] [--plain]
+       [--well-known BODY] [--expired] [--plain] [--redirect PATH STATUS LOCATION]...
+       [--endless-redirects]
 
 Serves /_matrix/federation/v1/version, /_matrix/key/v2/server (a key document
 for --key-server-name, default SERVER_NAME, self-signed with a fresh ed25519
-key) and, with --well-known, that body at /.well-known/matrix/server. For the
+key) and, with --well-known, that body at /.well-known/matrix/server.
+--redirect answers PATH with STATUS and a Location header; --endless-redirects
+sends /.well-known/matrix/server?hop=N on to ?hop=N+1 for ever. For the
 checker's broken-setup tests: a real homeserver cannot be made to lie.
 Prints "ready" once listening.
 """
@@ -26,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from v6alt.check.canonical import signed_bytes
+
+WELL_KNOWN = "/.well-known/matrix/server"
 
 
 def _b64(data: bytes) -> str:
@@ -60,6 +65,9 @@ def main() -> None:
     parser.add_argument("--well-known")
     parser.add_argument("--expired", action="store_true")
     parser.add_argument("--plain", action="store_true", help="plain HTTP (a tls: off range)")
+    parser.add_argument("--redirect", nargs=3, action="append", default=[],
+                        metavar=("PATH", "STATUS", "LOCATION"))  # fmt: skip
+    parser.add_argument("--endless-redirects", action="store_true")
     args = parser.parse_args()
     keys = json.dumps(key_document(args.key_server_name or args.server_name, args.expired))
     pages = {
@@ -69,10 +77,21 @@ def main() -> None:
         "/_matrix/key/v2/server": keys,
     }
     if args.well_known is not None:
-        pages["/.well-known/matrix/server"] = args.well_known
+        pages[WELL_KNOWN] = args.well_known
+    redirects = {path: (int(status), location) for path, status, location in args.redirect}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            redirect = redirects.get(self.path)
+            if redirect is None and args.endless_redirects and self.path.startswith(WELL_KNOWN):
+                hop = int(self.path.partition("?hop=")[2] or 0)
+                redirect = (307, f"{WELL_KNOWN}?hop={hop + 1}")
+            if redirect is not None:
+                self.send_response(redirect[0])
+                self.send_header("Location", redirect[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = pages.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Type", "application/json")

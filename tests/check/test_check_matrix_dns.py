@@ -79,6 +79,10 @@ def test_well_known_delegates_to_a_v6alt_name(pair: Pair, ca: LabCa) -> None:
     result = pair.check("matrix", "deleg.v6c.test", *resolver, "--ca-file", str(ca.certificate))
     assert result.code == 0, result.report["checks"]
     assert result.one("well_known")["summary"] == f"deleg.v6c.test delegates to {encode(target)}"
+    delegated = result.one("well_known.v6alt")
+    assert delegated["status"] == "info"
+    assert "only peers with v6alt reach it" in delegated["summary"]
+    assert 'docs/mixed.md, "Delegating a DNS name to a v6.alt server"' in delegated["hint"]
     assert result.one("tls.trust")["summary"].startswith("IP-bound trust")
     connection = result.report["connections"]["[200:c::22]:8448"]
     assert connection["tls"]["sni"] == encode(target)
@@ -119,3 +123,91 @@ def test_resolver_not_answering(pair: Pair, tmp_path: Path) -> None:
     assert result.code == 1
     assert "dns.aaaa" in result.failed_ids()
     assert "--resolver" in result.one("dns.aaaa")["hint"]
+
+
+def test_well_known_behind_redirects(pair: Pair, ca: LabCa) -> None:
+    # redir.v6c.test answers 308 to another path of its own, which answers
+    # 302 to final.v6c.test, which delegates to a v6.alt name.
+    resolver = _dns(pair, {
+        "redir.v6c.test": {"AAAA": ["200:c::25"]},
+        "final.v6c.test": {"AAAA": ["200:c::26"]},
+    })  # fmt: skip
+    target = pair.add_address("200:c::27")
+    _ca_server(pair, ca, "200:c::25", 443, "redir.v6c.test",
+               "--redirect", "/.well-known/matrix/server", "308", "/moved",
+               "--redirect", "/moved", "302",
+               "https://final.v6c.test/.well-known/matrix/server")  # fmt: skip
+    _ca_server(pair, ca, "200:c::26", 443, "final.v6c.test", "--well-known",
+               json.dumps({"m.server": encode(target)}))  # fmt: skip
+    cert, key = self_signed(pair.root, encode(target))
+    pair.fake_matrix(target, 8448, cert, key, "redir.v6c.test")
+    result = pair.check("matrix", "redir.v6c.test", *resolver, "--ca-file", str(ca.certificate))
+    assert result.code == 0, result.report["checks"]
+    assert [c["summary"] for c in result.checks("well_known.redirect")] == [
+        "hop 1: https://redir.v6c.test/.well-known/matrix/server answers 308, "
+        "to https://redir.v6c.test/moved",
+        "hop 2: https://redir.v6c.test/moved answers 302, "
+        "to https://final.v6c.test/.well-known/matrix/server",
+    ]
+    assert result.one("well_known")["summary"] == f"redir.v6c.test delegates to {encode(target)}"
+    assert [hop["status"] for hop in result.report["resolution"]["well_known"]["redirects"]] == [
+        308,
+        302,
+    ]
+    assert result.one("tls.trust")["summary"].startswith("IP-bound trust")
+
+
+@pytest.mark.parametrize("kind", ["loop", "endless", "plain http"])
+def test_well_known_redirects_that_peers_ignore(pair: Pair, ca: LabCa, kind: str) -> None:
+    resolver = _dns(pair, {"loop.v6c.test": {"AAAA": ["200:c::28"]}})
+    extra = {
+        "loop": ["--redirect", "/.well-known/matrix/server", "301", "/a",
+                 "--redirect", "/a", "303", "/.well-known/matrix/server"],
+        "endless": ["--endless-redirects"],
+        "plain http": ["--redirect", "/.well-known/matrix/server", "307",
+                       "http://loop.v6c.test/.well-known/matrix/server"],
+    }[kind]  # fmt: skip
+    _ca_server(pair, ca, "200:c::28", 443, "loop.v6c.test", *extra)
+    result = pair.check("matrix", "loop.v6c.test", *resolver, "--ca-file", str(ca.certificate))
+    well_known = result.one("well_known")
+    assert well_known["status"] == "fail"
+    hops = result.checks("well_known.redirect")
+    if kind == "loop":
+        assert len(hops) == 2
+        assert (
+            "redirects in a loop (back to https://loop.v6c.test/.well-known/matrix/server)"
+            in (well_known["summary"])
+        )
+    elif kind == "endless":
+        assert len(hops) == 30
+        assert "redirects more than 30 times" in well_known["summary"]
+    else:
+        assert hops == []
+        assert "which is not an https:// URL" in well_known["summary"]
+    assert (
+        "peers follow 301, 302, 303, 307 and 308 to https:// URLs, up to 30 hops"
+        in (well_known["hint"])
+    )
+    # Peers then fall back to SRV and port 8448, and so does the check.
+    assert result.one("tcp")["target"] == "[200:c::28]:8448"
+
+
+def test_srv_target_that_is_a_v6alt_name(pair: Pair, ca: LabCa) -> None:
+    target = pair.add_address("200:c::29")
+    resolver = _dns(pair, {
+        "srvv.v6c.test": {},
+        "_matrix-fed._tcp.srvv.v6c.test": {"SRV": [[10, 5, 8448, encode(target)]]},
+    })  # fmt: skip
+    cert, key = make_certificate(pair.root, "srvv.v6c.test", ca)
+    pair.fake_matrix(target, 8448, cert, key, "srvv.v6c.test")
+    result = pair.check("matrix", "srvv.v6c.test", *resolver, "--ca-file", str(ca.certificate))
+    assert result.code == 0, result.report["checks"]
+    srv = result.one("resolve.srv_v6alt")
+    assert srv["summary"] == (
+        f"SRV _matrix-fed._tcp.srvv.v6c.test points at the v6.alt name {encode(target)} "
+        f"({target}, decoded, not looked up): only peers with v6alt reach it"
+    )
+    assert "its certificate must still be valid for srvv.v6c.test" in srv["hint"]
+    # The v6.alt name is never asked of DNS; the certificate is judged for srvv.v6c.test.
+    assert not [c for c in result.checks("dns.aaaa") if encode(target) in c["summary"]]
+    assert result.one("tls.trust")["summary"] == "CA-verified for srvv.v6c.test"
