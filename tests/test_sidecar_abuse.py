@@ -14,13 +14,20 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("twisted", reason="the sidecar needs v6alt[sidecar]")
 
 from v6alt.dns_wire import build_query
-from v6alt.lab.local_servers import Sidecar, running_sidecar
+from v6alt.lab.local_servers import (
+    Sidecar,
+    free_port,
+    running_sidecar,
+    running_unbound,
+    unbound_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +161,26 @@ def test_half_closed_client_gets_every_answer(sidecar: Sidecar) -> None:
         sock.shutdown(socket.SHUT_WR)
         replies = read_replies(sock, 51)
     assert sorted(int.from_bytes(r[:2], "big") for r in replies) == list(range(50))
+
+
+def test_half_closed_client_gets_forwarded_answers_too(tmp_path: Path) -> None:
+    """The same with queries the sidecar forwards (to a real unbound): the connection
+    stays until the last forwarded answer is written."""
+    port = free_port()
+    config = unbound_config(tmp_path, port, local_data=["www.example.test. 300 IN A 192.0.2.7"])
+    with (
+        running_unbound(config, port),
+        running_sidecar(f"sidecar:\n  forwarders: ['[::1]:{port}']\n") as sc,
+        socket.create_connection(("::1", sc.dns_port), timeout=5) as sock,
+    ):
+        queries = [build_query("www.example.test", 1, ident=i) for i in range(20)]
+        queries += [build_query(f"h{i}.{NAME}", ident=100 + i) for i in range(20)]
+        sock.sendall(b"".join(framed(q) for q in queries))
+        sock.shutdown(socket.SHUT_WR)
+        replies = read_replies(sock, 41)
+    idents = sorted(int.from_bytes(r[:2], "big") for r in replies)
+    assert idents == [*range(20), *range(100, 120)]
+    assert all(bytes([192, 0, 2, 7]) in r for r in replies if r[:2] < b"\x00\x64")
 
 
 def test_pipelining_client_that_never_reads_is_cut_off(sidecar: Sidecar) -> None:
