@@ -276,6 +276,11 @@ def delegated_to_v6alt(name: str, target: str, how: str) -> str:
             f"{name} delegates federation to {target}: peers dial it by its address and trust "
             "its self-signed certificate by that address, which only v6alt does"
         )
+    elif how == "xmpp-srv":
+        what = (
+            f"the SRV record of {name} points at {target}: peers need v6alt (or mod_s2s_v6mesh) "
+            f"to find its address, and its certificate must still be valid for {name}"
+        )
     else:
         what = (
             f"the SRV record of {name} points at {target}: peers need v6alt (or the host-wide "

@@ -1,4 +1,9 @@
-"""``v6alt check xmpp DOMAIN``: resolution, TCP 5269, stream, features, STARTTLS, TLS."""
+"""``v6alt check xmpp DOMAIN``: resolution, TCP 5269, stream, features, STARTTLS, TLS.
+
+A DNS domain is also looked up for direct TLS (XEP-0368: SRV
+``_xmpps-server._tcp``, TLS from the first byte with ALPN ``xmpp-server``);
+each such target is checked the same way, with TLS before the stream.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from v6alt.codec import encode
-from v6alt.names import parse_xmpp_domain
+from v6alt.errors import V6AltNameError
+from v6alt.names import is_v6alt, parse_xmpp_domain
 
 from . import hints
 from .net import StepError, TlsInfo, describe_certificate, tcp_connect
@@ -23,6 +29,9 @@ __all__ = ["XMPP_PORT", "check_xmpp"]
 
 XMPP_PORT = 5269
 _FALLBACK_SENDER = "v6alt-check.invalid"
+DIRECT_TLS_SERVICE = "_xmpps-server._tcp"
+DIRECT_TLS_VIA = f"srv {DIRECT_TLS_SERVICE}"
+ALPN = "xmpp-server"
 
 
 def check_xmpp(domain: str, options: Options, sender: str | None = None) -> Report:
@@ -49,6 +58,70 @@ def check_xmpp(domain: str, options: Options, sender: str | None = None) -> Repo
 
 
 def _resolve(report: Report, options: Options, host: str) -> list[Target]:
+    return _resolve_direct_tls(report, options, host) + _resolve_starttls(report, options, host)
+
+
+def _srv_targets(
+    report: Report, options: Options, host: str, service: str, records: list[Any]
+) -> list[Target]:
+    """The addresses of SRV records (a v6.alt target decoded, never looked up)."""
+    targets: list[Target] = []
+    for record in records:
+        if record.target in ("", "."):
+            continue
+        via = f"srv {service}"
+        if is_v6alt(record.target):
+            try:
+                decoded = parse_xmpp_domain(record.target.rstrip("."))
+            except V6AltNameError as exc:
+                report.add_new(
+                    "resolve.srv_v6alt",
+                    Status.FAIL,
+                    f"SRV {service}.{host} points at {record.target[:64]!r}, not a valid v6.alt "
+                    f"name ({exc})",
+                    hints.delegated_to_v6alt(host, record.target[:64], "xmpp-srv"),
+                )
+                continue
+            assert decoded.address is not None
+            report.add_new(
+                "resolve.srv_v6alt",
+                Status.INFO,
+                f"SRV {service}.{host} points at the v6.alt name {decoded.host} "
+                f"({decoded.address}, decoded, not looked up): only peers with v6alt (or "
+                "mod_s2s_v6mesh) reach it",
+                hints.delegated_to_v6alt(host, decoded.host, "xmpp-srv"),
+                address=str(decoded.address),
+            )
+            targets.append(Target(decoded.address, record.port, host, host, via))
+            continue
+        for address in lookup_addresses(report, options, record.target):
+            targets.append(Target(address, record.port, host, host, via))
+    return targets
+
+
+def _resolve_direct_tls(report: Report, options: Options, host: str) -> list[Target]:
+    answer = lookup_srv(report, options, f"{DIRECT_TLS_SERVICE}.{host}")
+    records = answer.srv if answer is not None else []
+    report.data["resolution"]["srv_direct_tls"] = [r.__dict__ for r in records] or None
+    usable = [r for r in records if r.target not in ("", ".")]
+    if not usable:
+        report.add_new(
+            "resolve.direct_tls",
+            Status.INFO,
+            f"no {DIRECT_TLS_SERVICE} SRV record: {host} offers no direct TLS (XEP-0368); "
+            "peers use STARTTLS",
+        )
+        return []
+    report.add_new(
+        "resolve.direct_tls",
+        Status.INFO,
+        f"{DIRECT_TLS_SERVICE}.{host}: direct TLS (XEP-0368) at "
+        + ", ".join(f"{r.target}:{r.port}" for r in usable),
+    )
+    return _srv_targets(report, options, host, DIRECT_TLS_SERVICE, usable)
+
+
+def _resolve_starttls(report: Report, options: Options, host: str) -> list[Target]:
     answer = lookup_srv(report, options, f"_xmpp-server._tcp.{host}")
     if answer is not None and answer.srv:
         report.data["resolution"]["srv"] = [r.__dict__ for r in answer.srv]
@@ -60,12 +133,7 @@ def _resolve(report: Report, options: Options, host: str) -> list[Target]:
                 hints.no_addresses(host),
             )
             return []
-        return [
-            Target(a, r.port, host, host, "srv _xmpp-server._tcp")
-            for r in answer.srv
-            if r.target not in ("", ".")
-            for a in lookup_addresses(report, options, r.target)
-        ]
+        return _srv_targets(report, options, host, "_xmpp-server._tcp", answer.srv)
     return [
         Target(a, XMPP_PORT, host, host, "dns") for a in lookup_addresses(report, options, host)
     ]
@@ -116,7 +184,10 @@ def _check_target(
     sender = sender or _default_sender(sock)
     record["stream_from"] = sender
     try:
-        _converse(report, options, domain, target, sock, sender, verdict, record)
+        if target.via == DIRECT_TLS_VIA:
+            _converse_direct_tls(report, options, domain, target, sock, sender, verdict, record)
+        else:
+            _converse(report, options, domain, target, sock, sender, verdict, record)
     except StreamClosed as exc:
         report.add_new(
             "stream",
@@ -209,6 +280,87 @@ def _converse(
     stream.send("</stream:stream>")
 
 
+def _direct_tls_context(cafile: str | None, verify_host: str | None) -> ssl.SSLContext:
+    context = ssl_context(cafile, verify_host)
+    context.set_alpn_protocols([ALPN])
+    return context
+
+
+def _converse_direct_tls(
+    report: Report,
+    options: Options,
+    domain: str,
+    target: Target,
+    sock: socket.socket,
+    sender: str,
+    verdict: Any,
+    record: dict[str, Any],
+) -> None:
+    """XEP-0368: TLS first (SNI DOMAIN, ALPN xmpp-server), then the stream inside it."""
+    where = target.label
+    options.progress.say(f"direct TLS at {where} (SNI {domain}, ALPN {ALPN})")
+    try:
+        tls = _direct_tls_context(None, None).wrap_socket(sock, server_hostname=domain)
+    except (OSError, ssl.SSLError) as exc:
+        reason = f"direct TLS handshake failed: {exc}"
+        report.add_new(
+            "tls", Status.FAIL, reason, hints.xmpp_tls_failed(where, domain, reason), target=where
+        )
+        return
+    tls.settimeout(options.timeout)
+    alpn = tls.selected_alpn_protocol()
+    record["direct_tls"] = {"alpn": alpn}
+    report.add_new(
+        "tls.direct",
+        Status.PASS,
+        f"direct TLS (XEP-0368), ALPN {alpn}" if alpn else "direct TLS (XEP-0368), no ALPN chosen",
+        target=where,
+    )
+    stream = XmlStream(tls, options.timeout)
+    header, features = _open_stream(stream, domain, sender)
+    record["stream"] = header
+    _header_checks(report, where, domain, sender, header)
+    offered = _feature_names(features)
+    record["features"] = offered
+
+    def ca_check() -> str | None:
+        return _ca_check_direct(options, target, domain)
+
+    judge_tls(report, target, _tls_info(tls, domain), verdict, ca_check, record)
+    _auth_features(report, where, domain, offered)
+    stream.send("</stream:stream>")
+
+
+def _ca_check_direct(options: Options, target: Target, domain: str) -> str | None:
+    """A second direct-TLS connection that verifies the chain and the domain."""
+    try:
+        sock = tcp_connect(target.address, target.port, options.timeout)
+    except StepError as exc:
+        return f"second connection failed: {exc}"
+    try:
+        _direct_tls_context(options.cafile, domain).wrap_socket(
+            sock, server_hostname=domain
+        ).close()
+        return None
+    except ssl.SSLCertVerificationError as exc:
+        return exc.verify_message or str(exc)
+    except (OSError, ssl.SSLError) as exc:
+        return str(exc)
+    finally:
+        sock.close()
+
+
+def _tls_info(tls: ssl.SSLSocket, domain: str) -> TlsInfo:
+    der = tls.getpeercert(binary_form=True)
+    cipher = tls.cipher()
+    return TlsInfo(
+        tls.version() or "unknown",
+        cipher[0] if cipher else "unknown",
+        domain,
+        describe_certificate(der) if der else None,
+    )
+
+
 def _header_checks(
     report: Report, where: str, domain: str, sender: str, header: dict[str, str]
 ) -> None:
@@ -298,14 +450,7 @@ def _starttls(
     except (OSError, ssl.SSLError) as exc:
         raise StepError(f"TLS handshake after STARTTLS failed: {exc}") from None
     tls.settimeout(timeout)
-    der = tls.getpeercert(binary_form=True)
-    cipher = tls.cipher()
-    return tls, TlsInfo(
-        tls.version() or "unknown",
-        cipher[0] if cipher else "unknown",
-        domain,
-        describe_certificate(der) if der else None,
-    )
+    return tls, _tls_info(tls, domain)
 
 
 def _ca_check(options: Options, target: Target, domain: str, sender: str) -> str | None:

@@ -39,9 +39,15 @@ class XmppSite:
 
 @contextmanager
 def _running_site(
-    pair: Pair, address: str, directory: str, domain: str | None = None, issuer: LabCa | None = None
+    pair: Pair,
+    address: str,
+    directory: str,
+    domain: str | None = None,
+    issuer: LabCa | None = None,
+    settings: str = "",
 ) -> Iterator[XmppSite]:
-    """A sidecar and Prosody on ``address`` of the server side (domain: its v6.alt name)."""
+    """A sidecar and Prosody on ``address`` of the server side (domain: its v6.alt name;
+    ``settings``: extra global prosody.cfg.lua lines)."""
     ip = pair.add_address(address)
     run_dir = pair.root / directory
     run_dir.mkdir(mode=0o755)
@@ -50,7 +56,9 @@ def _running_site(
     sidecar = Sidecar(node)
     sidecar.start()
     domain = domain or encode(ip)
-    server = ProsodyServer(node, domain, documented_block("prosody-config"), issuer=issuer)
+    server = ProsodyServer(
+        node, domain, documented_block("prosody-config"), issuer=issuer, settings=settings
+    )
     server.start()
     try:
         yield XmppSite(ip, domain, sidecar, server)
@@ -135,3 +143,52 @@ def test_dns_domain_by_srv_with_ca_trust(pair: Pair) -> None:
         assert untrusted.failed_ids() == ["tls.trust"]
         hint = untrusted.one("tls.trust")["hint"]
         assert "install a CA-signed certificate for xmpp.v6c.test" in hint
+
+
+def test_direct_tls_by_srv(pair: Pair) -> None:
+    """XEP-0368: ``_xmpps-server._tcp`` to Prosody's s2s_direct_tls_ports, beside STARTTLS."""
+    ca = make_ca(pair.root)
+    dns = pair.add_address("200:c::53")
+    zone = {
+        "_xmpps-server._tcp.xmpp.v6c.test": {"SRV": [[0, 5, 5270, "host.v6c.test"]]},
+        "_xmpp-server._tcp.xmpp.v6c.test": {"SRV": [[0, 5, 5269, "host.v6c.test"]]},
+        "host.v6c.test": {"AAAA": ["200:c::33"]},
+    }
+    pair.fake_dns(dns, 15553, zone)
+    direct = "s2s_direct_tls_ports = { 5270 }\n"
+    with _running_site(pair, "200:c::33", "tls-xmpp", "xmpp.v6c.test", ca, direct):
+        args = ("xmpp", "xmpp.v6c.test", "--resolver", f"[{dns}]:15553")
+        result = pair.check(*args, "--ca-file", str(ca.certificate))
+        assert result.code == 0, result.report["checks"]
+        assert result.one("resolve.direct_tls")["summary"] == (
+            "_xmpps-server._tcp.xmpp.v6c.test: direct TLS (XEP-0368) at host.v6c.test:5270"
+        )
+        assert [c["target"] for c in result.checks("tcp")] == [
+            "[200:c::33]:5270",
+            "[200:c::33]:5269",
+        ]
+        direct_tls = result.checks("tls.direct")
+        assert [c["target"] for c in direct_tls] == ["[200:c::33]:5270"]
+        # Prosody 13.0.1 accepts the ALPN offer without choosing a protocol.
+        assert direct_tls[0]["summary"] == "direct TLS (XEP-0368), no ALPN chosen"
+        assert [c["summary"] for c in result.checks("tls.trust")] == [
+            "CA-verified for xmpp.v6c.test"
+        ] * 2
+        connection = result.report["connections"]["[200:c::33]:5270"]
+        assert "starttls" not in connection["features"]
+        assert result.report["resolution"]["srv_direct_tls"][0]["port"] == 5270
+        # Without the private CA the direct-TLS target fails the CA verdict too.
+        untrusted = pair.check(*args)
+        assert untrusted.failed_ids() == ["tls.trust", "tls.trust"]
+
+
+def test_no_direct_tls_is_info(pair: Pair) -> None:
+    dns = pair.add_address("200:c::53")
+    pair.fake_dns(dns, 15553, {"plain.v6c.test": {"AAAA": ["200:c::34"]}})
+    result = pair.check("xmpp", "plain.v6c.test", "--resolver", f"[{dns}]:15553")
+    info = result.one("resolve.direct_tls")
+    assert info["status"] == "info"
+    assert info["summary"] == (
+        "no _xmpps-server._tcp SRV record: plain.v6c.test offers no direct TLS (XEP-0368); "
+        "peers use STARTTLS"
+    )
