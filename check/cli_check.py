@@ -125,6 +125,11 @@ def register(subparsers: SubParsers) -> None:
     local.add_argument(
         "--sidecar-config", metavar="PATH", help="the sidecar's YAML config (default: the defaults)"
     )
+    local.add_argument(
+        "--prosody-config",
+        metavar="PATH",
+        help="prosody.cfg.lua, read with Prosody's own loader (default: Prosody is not checked)",
+    )
     _common(local, network=False)
 
 
@@ -192,5 +197,5 @@ def _run_local(args: argparse.Namespace, streams: Streams) -> int:
 
     options = _options(args, streams)
     assert isinstance(options, Options)
-    report = check_local(options, args.homeserver_config, args.sidecar_config)
+    report = check_local(options, args.homeserver_config, args.sidecar_config, args.prosody_config)
     return _finish(report, args, streams)

@@ -21,6 +21,7 @@ from . import local_hints as lh
 from .dns_client import TYPE_AAAA, DnsError, query
 from .net import StepError, tcp_connect
 from .options import Options
+from .prosody_local import check_prosody, validate_prosody_config
 from .report import Report, Status, timed
 
 __all__ = ["DEFAULT_HOMESERVER_CONFIG", "MODULE", "check_local"]
@@ -31,7 +32,10 @@ _PROBE = IPv6Address("200::1")  # fallback name for the sidecar DNS check
 
 
 def check_local(
-    options: Options, homeserver_config: str | None, sidecar_config: str | None
+    options: Options,
+    homeserver_config: str | None,
+    sidecar_config: str | None,
+    prosody_config: str | None = None,
 ) -> Report:
     """Check this host's setup.
 
@@ -49,11 +53,24 @@ def check_local(
     sidecar = None
     if sidecar_config is not None:
         sidecar = _read("--sidecar-config", sidecar_config, unique_keys=True)
+    if prosody_config is not None:
+        validate_prosody_config(prosody_config)
     report = Report("local", "this host")
     server = _homeserver(report, options, path, homeserver)
     _sidecar(report, options, sidecar_config, sidecar)
+    if prosody_config is not None:
+        check_prosody(report, options, prosody_config, _lookup_listen(sidecar))
     _source(report, server)
     return report
+
+
+def _lookup_listen(data: object) -> str | None:
+    """The sidecar's lookup address as ``[HOST]:PORT`` (the defaults without a file)."""
+    try:
+        host, port = parse_config(data).sidecar.lookup_listen
+    except ConfigError:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _read(option: str, path: str, *, unique_keys: bool) -> object:
@@ -137,6 +154,7 @@ def _server_name(report: Report, data: dict[str, Any]) -> ServerName | None:
             "homeserver.server_name",
             Status.INFO,
             f"server_name {text} is not a v6.alt name (found by DNS)",
+            lh.dns_server_name(text),
         )
         return name
     assert isinstance(name.address, IPv6Address)

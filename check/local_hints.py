@@ -7,6 +7,7 @@ from ipaddress import IPv6Address
 from v6alt.codec import encode
 
 __all__ = [
+    "dns_server_name",
     "key_servers",
     "listener",
     "module_config",
@@ -39,6 +40,14 @@ def module_config(error: str) -> str:
 
 def server_name_missing() -> str:
     return "set server_name: to the v6.alt name of the mesh address (v6alt whoami prints it)"
+
+
+def dns_server_name(name: str) -> str:
+    return (
+        f"peers reach {name} by DNS and check its certificate against CAs; to be reached by "
+        'mesh peers too, see docs/mixed.md, "Keeping a DNS name on the mesh"; to serve it '
+        'from a v6.alt name, "Delegating a DNS name to a v6.alt server"'
+    )
 
 
 def server_name_canonical(given: str, canonical: str) -> str:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.prosody.servers import DNS_PORT, LOOKUP_PORT, Node, Sidecar
+from tests.prosody.servers import DNS_PORT, LOOKUP_PORT, Node, Sidecar, documented_block
 from v6alt.codec import encode
+from v6alt.prosody_bridge.module_path import install_module
 
 from .net import Pair, run, self_signed
 
@@ -127,3 +131,99 @@ def test_server_name_of_another_address(pair: Pair, host: Host) -> None:
     assert "v6alt whoami" in result.one("source.server_name")["hint"]
     kernel = [c for c in result.checks("source.kernel") if c["status"] == "fail"]
     assert encode(host.address) in kernel[0]["hint"]
+
+
+def _prosody_config(directory: Path, body: str) -> Path:
+    path = directory / "prosody.cfg.lua"
+    path.write_text(body)
+    return path
+
+
+def _with_prosody(pair: Pair, host: Host, prosody: Path) -> Any:
+    return pair.check(
+        "local",
+        "--homeserver-config",
+        str(host.homeserver(pair.root)),
+        "--sidecar-config",
+        str(host.sidecar_config),
+        "--prosody-config",
+        str(prosody),
+        namespace=pair.server,
+    )
+
+
+@pytest.mark.skipif(shutil.which("prosody") is None, reason="needs prosody")
+def test_prosody_config_as_documented(pair: Pair, host: Host) -> None:
+    # docs/prosody.md's block, as the Prosody tests render it.
+    body = Template(documented_block("prosody-config")).substitute(
+        plugin_path=install_module(pair.root / "plugins"),
+        domain=encode(host.address),
+        certificate="/dev/null",
+        key="/dev/null",
+        lookup_url=f"http://[::1]:{LOOKUP_PORT}",
+    )
+    result = _with_prosody(pair, host, _prosody_config(pair.root, body))
+    assert result.code == 0, result.report["checks"]
+    for check in ("config", "module", "plugin_paths", "s2s_secure_auth",
+                  "s2s_require_encryption", "lookup_url"):  # fmt: skip
+        assert result.one(f"prosody.{check}")["status"] == "pass", check
+    assert result.checks("prosody.component") == []
+    assert result.checks("prosody.virtualhost") == []
+
+
+@pytest.mark.skipif(shutil.which("prosody") is None, reason="needs prosody")
+def test_prosody_config_mistakes(pair: Pair, host: Host) -> None:
+    body = f"""
+plugin_paths = {{ "{pair.root}/nowhere" }}
+modules_enabled = {{ "tls"; "saslauth"; "s2s_v6mesh" }}
+v6alt_lookup_url = "http://[::1]:5999"
+VirtualHost "example.org"
+    modules_enabled = {{ "v6alt" }}
+Component "groups.example.org" "muc"
+"""
+    result = _with_prosody(pair, host, _prosody_config(pair.root, body))
+    assert result.code == 1
+    module = result.one("prosody.module")
+    assert (
+        module["summary"] == "v6alt is not in the global modules_enabled (only under example.org)"
+    )
+    assert "mod_v6alt is a global module" in module["hint"]
+    assert "load one of mod_s2s_v6mesh and mod_v6alt" in result.one("prosody.module.v6mesh")["hint"]
+    assert result.one("prosody.plugin_paths")["status"] == "fail"
+    assert "v6alt prosody-module-path" in result.one("prosody.plugin_paths")["hint"]
+    secure_auth = result.one("prosody.s2s_secure_auth")
+    assert secure_auth["status"] == "warn"
+    assert secure_auth["summary"] == "s2s_secure_auth is not set (false in Prosody 13)"
+    lookup = result.one("prosody.lookup_url")
+    assert lookup["summary"] == (
+        f"v6alt_lookup_url http://[::1]:5999 is not the sidecar's lookup_listen [::1]:{LOOKUP_PORT}"
+    )
+    assert result.one("prosody.component")["summary"] == (
+        'Component "groups.example.org" does not list v6alt'
+    )
+    virtual = result.one("prosody.virtualhost")
+    assert virtual["status"] == "info"
+    assert 'docs/mixed.md, "Keeping a DNS name on the mesh"' in virtual["hint"]
+
+
+@pytest.mark.skipif(shutil.which("prosody") is None, reason="needs prosody")
+def test_prosody_config_that_does_not_load(pair: Pair, host: Host) -> None:
+    result = _with_prosody(pair, host, _prosody_config(pair.root, "modules_enabled = {\n"))
+    assert result.code == 1
+    config = result.one("prosody.config")
+    assert config["status"] == "fail"
+    assert "prosody.cfg.lua" in config["summary"]
+    assert "prosodyctl check config" in config["hint"]
+
+
+def test_prosody_config_that_is_not_a_file_is_bad_input(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-prosody.cfg.lua"
+    done = subprocess.run(
+        [sys.executable, "-m", "v6alt", "check", "local", "--prosody-config", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert f"--prosody-config {missing}: No such file or directory" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from v6alt.check import hints
+from v6alt.check import hints, local_hints
 
 MIXED = Path(__file__).resolve().parents[2] / "docs" / "mixed.md"
 
@@ -24,3 +24,12 @@ def test_delegation_hints_name_existing_sections() -> None:
             "Keeping a DNS name on the mesh",
         ]
         assert all(section in headings for section in named), (named, headings)
+
+
+def test_local_hints_name_existing_sections() -> None:
+    headings = re.findall(r"^## (.+)$", MIXED.read_text(), re.M)
+    text = local_hints.dns_server_name("example.org")
+    assert 'docs/mixed.md, "Keeping a DNS name on the mesh"' in text
+    named = re.findall(r'"([^"]+)"', text)
+    assert named == ["Keeping a DNS name on the mesh", "Delegating a DNS name to a v6.alt server"]
+    assert all(section in headings for section in named)
