@@ -205,8 +205,10 @@ def ca_certificate(host: str, reason: str) -> str:
         )
     return (
         f"peers verify {host} against public CAs and refuse this certificate ({reason}): "
-        f"install a CA-signed certificate for {host}, or use a v6.alt server name "
-        "(IP-bound trust needs no CA)"
+        f"install a CA-signed certificate for {host}; or, for peers on the mesh only, a "
+        "secure range over its address with trust_any_certificate: true in every peer's "
+        'v6alt config (docs/mixed.md, "Keeping a DNS name on the mesh"); or use a v6.alt '
+        "server name (IP-bound trust needs no CA)"
     )
 
 

@@ -105,7 +105,10 @@ def test_srv_record_and_ca_trust(pair: Pair, ca: LabCa) -> None:
     # Without the private CA the same server fails the CA verdict, and only that.
     untrusted = pair.check(*args)
     assert untrusted.failed_ids() == ["tls.trust"]
-    assert "install a CA-signed certificate for srv.v6c.test" in untrusted.one("tls.trust")["hint"]
+    hint = untrusted.one("tls.trust")["hint"]
+    assert "install a CA-signed certificate for srv.v6c.test" in hint
+    assert "trust_any_certificate: true in every peer's v6alt config" in hint
+    assert 'docs/mixed.md, "Keeping a DNS name on the mesh"' in hint
 
 
 def test_name_without_addresses(pair: Pair) -> None:

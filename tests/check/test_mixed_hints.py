@@ -33,3 +33,10 @@ def test_local_hints_name_existing_sections() -> None:
     named = re.findall(r'"([^"]+)"', text)
     assert named == ["Keeping a DNS name on the mesh", "Delegating a DNS name to a v6.alt server"]
     assert all(section in headings for section in named)
+
+
+def test_ca_hint_offers_the_mesh_recipe() -> None:
+    headings = re.findall(r"^## (.+)$", MIXED.read_text(), re.M)
+    named = _sections(hints.ca_certificate("example.org", "self-signed certificate"))
+    assert named == ["Keeping a DNS name on the mesh"]
+    assert named[0] in headings
