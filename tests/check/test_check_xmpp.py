@@ -192,3 +192,23 @@ def test_no_direct_tls_is_info(pair: Pair) -> None:
         "no _xmpps-server._tcp SRV record: plain.v6c.test offers no direct TLS (XEP-0368); "
         "peers use STARTTLS"
     )
+
+
+def test_srv_target_that_is_a_v6alt_name(pair: Pair, site: XmppSite) -> None:
+    """``_xmpp-server._tcp`` of a DNS domain pointing at a v6.alt name: decoded, said so."""
+    dns = pair.add_address("200:c::53")
+    zone = {"_xmpp-server._tcp.deleg.v6c.test": {"SRV": [[0, 5, 5269, site.domain]]}}
+    pair.fake_dns(dns, 15553, zone)
+    result = pair.check("xmpp", "deleg.v6c.test", "--resolver", f"[{dns}]:15553")
+    srv = result.one("resolve.srv_v6alt")
+    assert srv["status"] == "info"
+    assert srv["summary"] == (
+        f"SRV _xmpp-server._tcp.deleg.v6c.test points at the v6.alt name {site.domain} "
+        f"({site.address}, decoded, not looked up): only peers with v6alt (or mod_s2s_v6mesh) "
+        "reach it"
+    )
+    assert "its certificate must still be valid for deleg.v6c.test" in srv["hint"]
+    assert not [c for c in result.checks("dns.aaaa") if site.domain in c["summary"]]
+    assert result.one("tcp")["target"] == f"[{site.address}]:5269"
+    # The server there hosts only its v6.alt name: the stream says so.
+    assert result.one("stream")["status"] == "fail"
