@@ -31,6 +31,9 @@ from v6alt.policy import DialDecision, Trust
 __all__ = [
     "INBOUND_RESULTS",
     "NAME_RULES",
+    "PIN_CHECKS",
+    "PIN_RESULTS",
+    "PIN_STATUSES",
     "PREFIX",
     "PROBE_RESULTS",
     "STAGES",
@@ -48,8 +51,14 @@ STAGES: Final = ("tls_options", "resolver")
 #: Rule identifiers for refusals made before the policy is asked, and for
 #: Synapse's own blocklist; the policy's own are :func:`v6alt.policy.rule_ids`.
 NAME_RULES: Final = ("malformed_name", "non_canonical_name", "synapse_blocklist")
-#: How an outbound v6.alt connection's peer was trusted.
-TRUST_KINDS: Final = ("address_bound", "any_certificate", "ca", "no_tls", "refused")
+#: How an outbound v6.alt connection's peer was trusted (``pinned``: by its address
+#: and the TLS key pinned for it).
+TRUST_KINDS: Final = ("address_bound", "pinned", "any_certificate", "ca", "no_tls", "refused")
+#: Pin checks: of the TLS key at the handshake, of the signing keys at key fetch;
+#: their status (:class:`v6alt.pins.PinStatus`, ``error``: the pin file failed).
+PIN_CHECKS: Final = ("tls", "keys")
+PIN_STATUSES: Final = ("new", "match", "rotated", "mismatch", "error")
+PIN_RESULTS: Final = ("accepted", "refused")
 INBOUND_RESULTS: Final = (
     "match",
     "mismatch_logged",
@@ -123,6 +132,13 @@ class _Families:
             buckets=CLEAR_BUCKETS,
             registry=registry,
         )
+        self.pin_checks = Counter(
+            PREFIX + "pin_checks",
+            "Pin checks of v6.alt peers (trust on first use), by what was checked (tls, "
+            "keys), status (new, match, rotated, mismatch, error) and result",
+            (*labels, "check", "status", "result"),
+            registry=registry,
+        )
         self.backed_off = Gauge(
             PREFIX + "recovery_backed_off_destinations",
             "v6.alt destinations Synapse was backing off from at the last probe round "
@@ -166,6 +182,12 @@ class ModuleMetrics:
         self._clear = f.clear_seconds.labels(server_name)
         self._backed_off = f.backed_off.labels(server_name)
         self._backed_off.set(0)
+        self._pins = {
+            (c, s, r): f.pin_checks.labels(server_name, c, s, r)
+            for c in PIN_CHECKS
+            for s in PIN_STATUSES
+            for r in PIN_RESULTS
+        }
 
     def resolution(self, stage: str, allowed: bool, rule: str) -> None:
         self._families.resolutions.labels(
@@ -177,6 +199,9 @@ class ModuleMetrics:
 
     def inbound(self, result: str) -> None:
         self._inbound[result].inc()
+
+    def pin_check(self, check: str, status: str, accepted: bool) -> None:
+        self._pins[(check, status, "accepted" if accepted else "refused")].inc()
 
     def probe(self, connected: bool) -> None:
         self._probes["connected" if connected else "failed"].inc()

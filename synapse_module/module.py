@@ -124,7 +124,7 @@ class V6AltFederation:
         self.tls = FederationTls(
             self.judge, peer_bound_context(synapse.minimum_tls_version), self.metrics
         )
-        self.pins = self._start_pinning(config, self.policy, synapse)
+        self.pins = self._start_pinning(config, self.policy, synapse, self.metrics)
         options_for: Callable[[bytes, Callable[[], Any]], Any] = self.tls.options_for
         if self.pins is not None:
             options_for = self.pins.wrap_options(options_for)
@@ -149,7 +149,7 @@ class V6AltFederation:
 
     @staticmethod
     def _start_pinning(
-        config: Config, policy: Policy, synapse: SynapseInternals
+        config: Config, policy: Policy, synapse: SynapseInternals, metrics: ModuleMetrics
     ) -> PinGuard | None:
         for warning in config_warnings(config):
             logger.warning("v6alt: config: %s (docs/security.md)", warning)
@@ -157,7 +157,7 @@ class V6AltFederation:
             logger.info("v6alt: pinning is off everywhere (pinning.default: off)")
             return None
         path = config.pinning.file or default_pin_file(synapse.media_store_path)
-        guard = PinGuard(policy, path)
+        guard = PinGuard(policy, path, metrics)
         problem = guard.check_start()
         if problem is not None:
             logger.error("v6alt: cannot keep pins: %s", problem)

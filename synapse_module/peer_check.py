@@ -59,8 +59,11 @@ class PeerCheck:
     ``server`` is the v6.alt name (or literal) dialled, None for a DNS name;
     ``trusts`` the policy trusts that approve a peer without a CA check;
     ``observe`` hears the connection's outcome once: the trust kind of an
-    approval (:func:`.metrics.trust_kind`), or "refused" when a ``DENY``
-    check refuses the peer.
+    approval (:func:`.metrics.trust_kind`; ``pinned`` when the pin check set
+    :attr:`kind` so), or "refused" when a ``DENY`` check refuses the peer. A
+    ``DENY`` check reports an approval when the handshake ends
+    (:meth:`handshake_done`), so that a later check of the same handshake (the
+    pin) can still refuse it; a ``STOCK`` check reports it at once.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class PeerCheck:
         self._logged = False
         self._observe = observe
         self._observed = False
+        #: The trust kind of the approval, reported when the handshake is done.
+        self.kind = "refused"
 
     def _report(self, kind: str) -> None:
         if self._observe is not None and not self._observed:
@@ -123,7 +128,10 @@ class PeerCheck:
                     _trust_reason(decision),
                 )
             self.approved = True
-            self._report(trust_kind(decision))
+            if self.kind == "refused":
+                self.kind = trust_kind(decision)
+            if self._fallback is Fallback.STOCK:
+                self._report(self.kind)
             return True
         expected = f"is not {self._server.ipv6} and " if self._server is not None else ""
         return self._refuse(
@@ -142,9 +150,9 @@ class PeerCheck:
         self._report("refused")
         return False
 
-    def refused_at_handshake_end(self) -> None:
-        """The handshake ended without an approval (and without a verify refusal)."""
-        self._report("refused")
+    def handshake_done(self) -> None:
+        """The handshake ended: report the approval's kind, or a refusal."""
+        self._report(self.kind if self.approved else "refused")
 
 
 __all__ = ["Fallback", "PeerCheck", "connected_ipv6_peer"]

@@ -40,6 +40,7 @@ from v6alt.pin_store import PinStore, decide
 from v6alt.pins import Pin, PinCheck, PinFileError, PinStatus, check_keys, check_tls
 from v6alt.policy import Policy
 
+from .metrics import ModuleMetrics
 from .outbound import host_text
 from .peer_check import PeerCheck
 from .synapse_seam import key_lookup_error, signed_by_key
@@ -80,10 +81,11 @@ def pinning_may_apply(policy: Policy) -> bool:
 class PinGuard:
     """The module's pins: one store (shared by every worker through the file)."""
 
-    def __init__(self, policy: Policy, path: str) -> None:
+    def __init__(self, policy: Policy, path: str, metrics: ModuleMetrics | None = None) -> None:
         self.policy = policy
         self.store = PinStore(path)
         self.path = self.store.path
+        self._metrics = metrics
 
     def check_start(self) -> str | None:
         """Why the pin file cannot serve (read it once, check its directory), or None."""
@@ -101,11 +103,19 @@ class PinGuard:
     def hint(self, name: str) -> str:
         return f"v6alt pins forget {name} --file {self.path}"
 
-    def _run(self, name: str, mode: PinningMode, judge: Callable[[Pin | None], PinCheck]) -> bool:
+    def _run(
+        self,
+        name: str,
+        mode: PinningMode,
+        judge: Callable[[Pin | None], PinCheck],
+        what: str = "tls",
+    ) -> bool:
         try:
             check = decide(self.store, name, judge)
         except PinFileError as e:
             refuse = mode == "enforce"
+            if self._metrics is not None:
+                self._metrics.pin_check(what, "error", not refuse)
             logger.error(
                 "v6alt: pin check of %s failed: %s; %s",
                 name,
@@ -113,6 +123,8 @@ class PinGuard:
                 "refused (pinning: enforce fails closed)" if refuse else "accepted (pinning: warn)",
             )
             return not refuse
+        if self._metrics is not None and check.status is not PinStatus.OFF:
+            self._metrics.pin_check(what, check.status.value, check.accept)
         if check.message is not None:
             if check.status is PinStatus.MISMATCH:
                 logger.warning("v6alt: %s", check.message)
@@ -158,6 +170,8 @@ class PinGuard:
     def verifier(
         self, check: PeerCheck, tls_protocol: Any, server: ServerName
     ) -> Callable[[SSL.Connection, crypto.X509, int, int, int], bool]:
+        judged: list[bool] = []  # this connection's pin verdict, once made
+
         def verify(
             connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
         ) -> bool:
@@ -165,6 +179,10 @@ class PinGuard:
                 return False
             if depth != 0:
                 return True
+            if judged:  # OpenSSL calls back once per error at depth 0: judge the key once
+                if not judged[0]:
+                    check.approved = False
+                return judged[0]
             try:
                 decision = check.decision()
                 if decision is None:  # approved above, so not reached; fail closed
@@ -179,8 +197,11 @@ class PinGuard:
             except Exception as e:  # an error never approves a peer
                 logger.error("v6alt: TLS pin check for %s failed (%r); refused", server.host, e)
                 accepted = False
+            judged.append(accepted)
             if not accepted:
                 check.approved = False
+            else:  # pinning applied (an "off" peer returned above) and the key passed
+                check.kind = "pinned"  # reported when the handshake is done
             return accepted
 
         return verify
@@ -232,7 +253,7 @@ class PinGuard:
                 accept_hint=self.hint(name),
             )
 
-        if not self._run(name, mode, judge):
+        if not self._run(name, mode, judge, "keys"):
             raise key_lookup_error(
                 f"v6alt: the key response of {server_name} does not match its pinned keys"
             )

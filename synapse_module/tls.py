@@ -72,10 +72,10 @@ def _info_callback(connection: SSL.Connection, where: int, ret: int) -> None:
         return
     tls_protocol = connection.get_app_data()
     check = getattr(tls_protocol, _CHECK_ATTRIBUTE, None)
+    if check is not None:
+        check.handshake_done()
     if check is None or not check.approved:
         logger.warning("v6alt: TLS handshake finished without an approved peer; closing")
-        if check is not None:
-            check.refused_at_handshake_end()
         tls_protocol.failVerification(
             Failure(SSL.Error("v6alt: peer not approved"))  # type: ignore[no-untyped-call]
         )

@@ -75,6 +75,7 @@ def test_dashboard_is_well_formed() -> None:
     # A panel per decision of each module and per sidecar health figure (issue 13).
     for title in (
         "TLS trust decisions",
+        "Pin checks",
         "Inbound origin checks",
         "Backoff recovery probes",
         "Time to clear a backoff (p50, p90)",

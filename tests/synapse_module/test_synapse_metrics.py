@@ -3,7 +3,8 @@
 Two homeservers X and Y on their own link, each with Synapse's ``metrics``
 listener. X and Y federate a message (address-bound trust both ways, the
 origin binding on the receiving side), X refuses a never-dial name, Y's link
-is cut and comes back (X backs off, and its probe clears the backoff). After each step the
+is cut and comes back (X backs off, and its probe clears the backoff), and X
+meets Z on a public-range address, whose TLS and signing keys it pins. After each step the
 test scrapes the listener over HTTP and checks that the counters moved by
 exactly what the servers' own logs show happened.
 """
@@ -29,6 +30,7 @@ from .matrix import has_message, send, shared_room
 pytestmark = pytest.mark.integration
 
 METRICS_PORT = 19093
+PUBLIC = "2a0f:6a1f:7701::"  # outside the meshes: pinning enforce by default
 DELIVERY_TIMEOUT_S = 90.0
 LOOPBACK_NAME = "a-e.v6.alt"  # ::1, never dialled
 _SCRAPE = (
@@ -62,31 +64,33 @@ def count(hs: Homeserver, pattern: str, start: int) -> int:
 @pytest.fixture(scope="module")
 def servers(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Homeserver, Homeserver, FlatNet]]:
+) -> Iterator[tuple[Homeserver, Homeserver, FlatNet, Homeserver]]:
     quick_retries = {"max_long_retries": 1, "max_long_retry_delay": 500}
     with FlatNet(f"v6m-{os.getpid() % 100000}-") as net:
-        for index, name in enumerate(("x", "y"), start=1):
-            net.add_host(name, f"{SUBNET}{index:x}")
+        net.add_host("x", f"{SUBNET}1", f"{PUBLIC}1")
+        net.add_host("y", f"{SUBNET}2")
+        net.add_host("z", f"{PUBLIC}3", f"{SUBNET}3")
         x = metrics_server(
             net["x"], tmp_path_factory.mktemp("hs-x"), extra={"federation": quick_retries}
         )
         y = metrics_server(net["y"], tmp_path_factory.mktemp("hs-y"))
+        z = Homeserver(net["z"], tmp_path_factory.mktemp("hs-z"))
         try:
-            for hs in (x, y):
+            for hs in (x, y, z):
                 hs.prepare()
                 hs.spawn()
-            for hs in (x, y):
+            for hs in (x, y, z):
                 hs.wait_ready()
-            yield x, y, net
+            yield x, y, net, z
         finally:
-            for hs in (x, y):
+            for hs in (x, y, z):
                 hs.stop()
 
 
 def test_every_family_is_on_the_listener_from_the_start(
-    servers: tuple[Homeserver, Homeserver, FlatNet],
+    servers: tuple[Homeserver, Homeserver, FlatNet, Homeserver],
 ) -> None:
-    x, _, _ = servers
+    x, _, _, _ = servers
     got = scrape(x)
     for family in (
         "v6alt_synapse_resolutions",
@@ -107,9 +111,9 @@ def test_every_family_is_on_the_listener_from_the_start(
 
 
 def test_federation_refusal_and_recovery_move_the_counters(
-    servers: tuple[Homeserver, Homeserver, FlatNet],
+    servers: tuple[Homeserver, Homeserver, FlatNet, Homeserver],
 ) -> None:
-    x, y, net = servers
+    x, y, net, _ = servers
     alice, bob = x.register("alice"), y.register("bob")
     x_mark, y_mark = x.log_mark(), y.log_mark()
     x0, y0 = scrape(x), scrape(y)
@@ -171,13 +175,16 @@ def test_federation_refusal_and_recovery_move_the_counters(
             assert labels["server_name"] in (x.server_name, y.server_name)
 
     # 3. Y's link is cut and comes back: X backs off, its probe finds Y and clears it.
+    # X gives up a connection attempt after 3 SYNs (7 s) instead of the kernel's 7
+    # (over 2 minutes), so the backoff starts soon after the cut.
+    x.host.run(["sysctl", "-q", "-w", "net.ipv4.tcp_syn_retries=2"])
     net.set_link(y.host, up=False)
     mark = x.log_mark()
     send(x, alice, room_id, "sent while Y was away")
     x.wait_for_log(
         rf"Connection to {re.escape(y.server_name)} was unsuccessful .*; backoff now \d+",
         start=mark,
-        timeout=DELIVERY_TIMEOUT_S,
+        timeout=2 * DELIVERY_TIMEOUT_S,
     )
     x.wait_for(
         "a failed probe of Y",
@@ -186,12 +193,21 @@ def test_federation_refusal_and_recovery_move_the_counters(
     )
     x2 = scrape(x)
     assert x2.value("v6alt_synapse_recovery_backed_off_destinations") >= 1
-    net.set_link(y.host, up=True)
-    x.wait_for_log(
-        rf"v6alt: {re.escape(y.server_name)} is reachable again at .*backoff cleared",
-        start=mark,
-        timeout=DELIVERY_TIMEOUT_S,
-    )
+    # Any request Y signs ends X's backoff as well (Synapse does that on every
+    # authenticated inbound request): Y may not open connections to X's
+    # federation port until X's probe has found Y. The probe's own connection
+    # (to Y's port, answered from it) is not affected.
+    no_dial = ["ip", "-6", "rule", "add", "to", f"{x.address}/128", "dport", "8448", "prohibit"]
+    y.host.run(no_dial)
+    try:
+        net.set_link(y.host, up=True)
+        x.wait_for_log(
+            rf"v6alt: {re.escape(y.server_name)} is reachable again at .*backoff cleared",
+            start=mark,
+            timeout=DELIVERY_TIMEOUT_S,
+        )
+    finally:
+        y.host.run(["ip", "-6", "rule", "del", *no_dial[4:]])
     y.wait_for(
         "the queued message on Y",
         lambda: has_message(y, bob, room_id, "sent while Y was away"),
@@ -209,3 +225,32 @@ def test_federation_refusal_and_recovery_move_the_counters(
     # (5 s) plus the probe's own timeout, and more than nothing.
     seconds = moved(x3, x1, "v6alt_synapse_recovery_clear_seconds_sum")
     assert 0 < seconds < 15
+
+
+def test_a_pinned_peer_counts_its_pin_checks_and_pinned_trust(
+    servers: tuple[Homeserver, Homeserver, FlatNet, Homeserver],
+) -> None:
+    x, _, _, z = servers
+    xena, zed = x.register("xena"), z.register("zed")
+    mark = x.log_mark()
+    before = scrape(x)
+    room_id = shared_room(x, xena, z, zed, "zed")
+    send(x, xena, room_id, "pinned")
+    z.wait_for("the message on Z", lambda: has_message(z, zed, room_id, "pinned"), timeout=60)
+    after = scrape(x)
+    pins = "v6alt_synapse_pin_checks_total"
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    # Z's TLS key and signing key were pinned on first contact, then matched.
+    assert moved(pins, check="tls", status="new", result="accepted") == 1
+    assert moved(pins, check="keys", status="new", result="accepted") == 1
+    assert moved(pins, status="mismatch") == 0
+    assert moved(pins, result="refused") == 0
+    # Every connection to Z: trusted by its address and its pinned key, one count each.
+    address = re.escape(str(z.address))
+    trusted = count(x, rf"TLS peer {address} accepted for \S+ without CA check \(ip_bound", mark)
+    assert trusted >= 1
+    assert moved("v6alt_synapse_tls_trust_decisions_total", kind="pinned") == trusted
+    assert moved(pins, check="tls") == trusted

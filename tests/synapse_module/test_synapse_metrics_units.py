@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import gc
 from ipaddress import IPv6Address
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
+from OpenSSL import crypto
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.metrics_support import parse
 from v6alt.codec import encode
 from v6alt.names import parse_host
-from v6alt.policy import Policy, rule_ids
+from v6alt.policy import Policy, Trust, rule_ids
 from v6alt.synapse_module.inbound import InboundGate
 from v6alt.synapse_module.metrics import (
     INBOUND_RESULTS,
@@ -28,6 +30,7 @@ from v6alt.synapse_module.metrics import (
 )
 from v6alt.synapse_module.outbound import OutboundJudge, SynapseBlocklist
 from v6alt.synapse_module.peer_check import Fallback, PeerCheck
+from v6alt.synapse_module.pinning import PinGuard
 
 YGG = IPv6Address("200:cab8:deb4:ce60:4362:4492:e539:4b5")
 SERVER = "a-e.v6.alt:18448"
@@ -94,6 +97,7 @@ def test_labels_never_carry_a_peer_name_or_address() -> None:
 class Transport:
     def __init__(self, host: str) -> None:
         self.host = host
+        self.port = 8448
 
     def getPeer(self) -> Any:
         return self
@@ -118,6 +122,7 @@ def test_peer_check_reports_once_per_connection() -> None:
     )
     for depth in (2, 1, 0):  # the verify callback runs once per certificate
         assert good.verify(None, None, 0, depth, 0)  # type: ignore[arg-type]
+    good.handshake_done()
     wrong = PeerCheck(
         str(server),
         Policy(),
@@ -128,7 +133,6 @@ def test_peer_check_reports_once_per_connection() -> None:
         observe=m.trust,
     )
     assert not wrong.verify(None, None, 0, 0, 0)  # type: ignore[arg-type]
-    wrong.refused_at_handshake_end()
     got = scrape(registry)
     name = "v6alt_synapse_tls_trust_decisions_total"
     assert got.value(name, kind="address_bound") == 1
@@ -192,6 +196,89 @@ def test_two_homeservers_in_one_process_share_the_families() -> None:
     name = "v6alt_synapse_recovery_probes_total"
     assert got.value(name, server_name="one.example", result="connected") == 1
     assert got.value(name, server_name="two.example", result="failed") == 2
+
+
+def test_an_approval_is_reported_when_the_handshake_ends() -> None:
+    m, registry = metrics()
+    server = parse_host(encode(YGG))
+    check = PeerCheck(
+        str(server),
+        Policy(),
+        TlsProtocol(YGG),
+        server=server,
+        trusts=("ip_bound", "any"),  # type: ignore[arg-type]
+        fallback=Fallback.DENY,
+        observe=m.trust,
+    )
+    assert check.verify(None, None, 0, 0, 0)  # type: ignore[arg-type]
+    name = "v6alt_synapse_tls_trust_decisions_total"
+    assert scrape(registry).value(name) == 0  # a later check may still refuse it
+    check.approved = False  # e.g. the pin check refused the key
+    check.handshake_done()
+    assert scrape(registry).value(name, kind="refused") == 1
+    assert scrape(registry).value(name) == 1
+
+
+def _certificate() -> crypto.X509:
+    """A self-signed certificate with a fresh key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pin.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    return crypto.X509.from_cryptography(cert)
+
+
+def test_pin_checks_and_the_pinned_trust_kind(tmp_path: Path) -> None:
+    """A v6.alt peer in 2000::/3 (pinning: enforce by default): its key pinned on
+    first contact, matched after, another key refused."""
+    m, registry = metrics()
+    policy = Policy()
+    guard = PinGuard(policy, str(tmp_path / "pins.json"), m)
+    peer = IPv6Address("2a00:1098:3a0::1")
+    server = parse_host(encode(peer))
+    first, other = _certificate(), _certificate()
+    kinds = []
+    for cert in (first, first, other):
+        protocol = TlsProtocol(peer)
+        check = PeerCheck(
+            str(server),
+            policy,
+            protocol,
+            server=server,
+            trusts=(Trust.IP_BOUND, Trust.ANY),
+            fallback=Fallback.DENY,
+            observe=m.trust,
+        )
+        verify = guard.verifier(check, protocol, server)
+        kinds.append(verify(None, cert, 0, 0, 1))  # type: ignore[arg-type]
+        check.handshake_done()
+    assert kinds == [True, True, False]
+    got = scrape(registry)
+    pins = "v6alt_synapse_pin_checks_total"
+    assert got.value(pins, check="tls", status="new", result="accepted") == 1
+    assert got.value(pins, check="tls", status="match", result="accepted") == 1
+    assert got.value(pins, check="tls", status="mismatch", result="refused") == 1
+    assert got.value(pins) == 3
+    trust = "v6alt_synapse_tls_trust_decisions_total"
+    assert got.value(trust, kind="pinned") == 2
+    assert got.value(trust, kind="refused") == 1
+    assert got.value(trust, kind="address_bound") == 0
 
 
 def test_every_registry_gets_its_own_families() -> None:
