@@ -186,6 +186,16 @@ def xmpp_tls_failed(where: str, domain: str, reason: str) -> str:
     )
 
 
+def xmpp_no_starttls(where: str, domain: str) -> str:
+    return (
+        f"the server at {where} offers no STARTTLS: either its sidecar has a secure range "
+        "with tls: off for the address this check connects from while this host's config "
+        'does not (both ends need the same secure_ranges: docs/prosody.md, "Secure ranges '
+        f'on both ends"), or VirtualHost "{domain}" has no certificate and key '
+        "(ssl = { certificate = ...; key = ... })"
+    )
+
+
 def certificate_other_address(
     address: IPv6Address, presented_for: str, presented_address: IPv6Address
 ) -> str:

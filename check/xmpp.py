@@ -236,7 +236,7 @@ def _converse(
                 "features.starttls",
                 Status.FAIL,
                 f"STARTTLS not offered ({offered})",
-                hints.xmpp_tls_failed(where, domain, "STARTTLS not offered"),
+                hints.xmpp_no_starttls(where, domain),
                 target=where,
             )
             return

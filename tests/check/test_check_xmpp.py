@@ -45,6 +45,7 @@ def _running_site(
     domain: str | None = None,
     issuer: LabCa | None = None,
     settings: str = "",
+    sidecar_yaml: str = "",
 ) -> Iterator[XmppSite]:
     """A sidecar and Prosody on ``address`` of the server side (domain: its v6.alt name;
     ``settings``: extra global prosody.cfg.lua lines)."""
@@ -53,7 +54,7 @@ def _running_site(
     run_dir.mkdir(mode=0o755)
     shutil.chown(run_dir, "prosody", "prosody")
     node = Node(pair.hosts["srv"], ip, run_dir)
-    sidecar = Sidecar(node)
+    sidecar = Sidecar(node, sidecar_yaml)
     sidecar.start()
     domain = domain or encode(ip)
     server = ProsodyServer(
@@ -212,3 +213,14 @@ def test_srv_target_that_is_a_v6alt_name(pair: Pair, site: XmppSite) -> None:
     assert result.one("tcp")["target"] == f"[{site.address}]:5269"
     # The server there hosts only its v6.alt name: the stream says so.
     assert result.one("stream")["status"] == "fail"
+
+
+def test_tls_off_range_on_the_server_only(pair: Pair) -> None:
+    """The server's sidecar has tls: off for this check's address, the check has not."""
+    tls_off = f'secure_ranges:\n  - cidr: "{CLIENT_ADDRESS}/128"\n    tls: "off"\n'
+    with _running_site(pair, "200:c::35", "tls-off", sidecar_yaml=tls_off) as server:
+        result = pair.check("xmpp", server.domain)
+        assert result.failed_ids() == ["features.starttls"]
+        hint = result.one("features.starttls")["hint"]
+        assert "its sidecar has a secure range with tls: off for the address this check" in hint
+        assert 'docs/prosody.md, "Secure ranges on both ends"' in hint
