@@ -23,6 +23,7 @@ Attacks (all traffic to ::1 only, bounded in count and time):
 
     python benchmarks/sidecar_abuse.py                  # print the table
     python benchmarks/sidecar_abuse.py --write-readme   # also update benchmarks/README.md
+    python benchmarks/sidecar_abuse.py --before ef668e3 # and the sidecar before the limits
     python benchmarks/sidecar_abuse.py --smoke --json   # the short run of the tests
 
 Needs: unbound (apt), v6alt[sidecar].
@@ -88,6 +89,25 @@ def sidecar() -> Iterator[Server]:
 
 
 @contextmanager
+def sidecar_before(rev: str) -> Iterator[Server]:
+    """The sidecar of commit ``rev`` (before the limits), installed into a temporary directory."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="v6alt-abuse-before-") as tmp:
+        tree, target = Path(tmp, "tree"), Path(tmp, "site")
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
+                                 check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--target", str(target), str(tree)], check=True)  # fmt: skip
+        with running_sidecar(env={"PYTHONPATH": str(target)}) as sc:
+            label = f"sidecar before ({rev})"
+            yield Server(label, sc.process.pid, sc.dns_port, sc.lookup_port, sc.log_path)
+
+
+@contextmanager
 def unbound() -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="v6alt-abuse-unbound-") as tmp:
         port = free_port()
@@ -101,6 +121,17 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def spooled_mib(pid: int) -> float:
+    """Size of the deleted files the process holds open (request bodies spooled to /tmp)."""
+    total = 0
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).endswith("(deleted)"):
+                total += os.stat(fd).st_size
+    return total / (1 << 20)
 
 
 def log_lines(path: Path) -> int:
@@ -175,6 +206,7 @@ class Scale:
     log_packets: int = 20_000
     body_connections: int = 8
     slow_headers: int = 200
+    body_total: int = 64 << 30  # bytes of request body, all connections together
 
 
 def _open_many(port: int, count: int, outcome: Outcome) -> list[socket.socket]:
@@ -301,15 +333,22 @@ def http_body(server: Server, stop: threading.Event, outcome: Outcome, scale: Sc
     head = b"POST /v1/resolve HTTP/1.1\r\nHost: x\r\nContent-Length: 500000000\r\n\r\n"
     chunk = b"b" * 65536
 
+    total = [0]
+
     def one() -> None:
-        while not stop.is_set():
+        while not stop.is_set() and total[0] < scale.body_total:
             try:
                 with socket.create_connection(("::1", server.lookup_port), timeout=2) as sock:
                     sock.sendall(head)
                     sent = 0
                     with contextlib.suppress(OSError):
-                        while not stop.is_set() and sent < 500_000_000:
+                        while (
+                            not stop.is_set()
+                            and sent < 500_000_000
+                            and total[0] + sent < scale.body_total
+                        ):
                             sent += sock.send(chunk)
+                    total[0] += sent
                     outcome.add("MB of body sent", sent >> 20)
                     with contextlib.suppress(OSError):
                         outcome.add("status " + http_status(sock.recv(4096)))
@@ -377,6 +416,7 @@ def run_attack(
     stop = threading.Event()
     outcome = Outcome()
     peak = [rss_mib(server.pid)]
+    spooled = [0.0]
     rss_before = peak[0]
     lines_before = log_lines(server.log_path)
 
@@ -384,6 +424,7 @@ def run_attack(
         while not stop.wait(0.1):
             with contextlib.suppress(OSError):
                 peak[0] = max(peak[0], rss_mib(server.pid))
+                spooled[0] = max(spooled[0], spooled_mib(server.pid))
 
     def ask(ident: int) -> bool:
         if client == "tcp":
@@ -417,6 +458,7 @@ def run_attack(
         "answered": answered,
         "rss_before_mib": round(rss_before, 1),
         "rss_peak_mib": round(peak[0], 1),
+        "spooled_mib": round(spooled[0], 1),
         "log_lines": log_lines(server.log_path) - lines_before,
         "outcome": dict(sorted(outcome.notes.items())),
     }
@@ -431,6 +473,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         servers: list[Callable[[], Any]] = [sidecar]
+        if args.before:
+            servers.append(lambda: sidecar_before(args.before))
         if ATTACKS[name][2]:
             servers.append(unbound)
         for start in servers:
@@ -443,7 +487,10 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _outcome_text(row: dict[str, Any]) -> str:
-    return "; ".join(f"{key}: {n:,}" for key, n in row["outcome"].items())
+    text = "; ".join(f"{key}: {n:,}" for key, n in row["outcome"].items())
+    if row.get("spooled_mib"):
+        text += f"; bodies spooled to /tmp: {row['spooled_mib']:,.0f} MiB at the peak"
+    return text
 
 
 def _row_text(row: dict[str, Any]) -> str:
@@ -467,7 +514,8 @@ NOTES = [
 
 def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        "`python benchmarks/sidecar_abuse.py --write-readme`: each attack of issue 15 for "
+        f"`python benchmarks/sidecar_abuse.py{' --before ' + args.before if args.before else ''} "
+        "--write-readme`: each attack of issue 15 for "
         f"{args.seconds:g} s against a fresh",
         "sidecar (default `sidecar.limits`, one process) and a fresh stock unbound (one thread,",
         "the same name from local-data), both on ::1, while a legitimate client asks every",
@@ -477,6 +525,14 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "(the sidecar only). RSS: before the attack -> its peak (sampled every 0.1 s). Log",
         "lines: what the server wrote during the attack. The attacks are described in the",
         'script\'s docstring; the defences in docs/dns.md, "Limits".',
+        *(
+            [
+                f"*sidecar before*: the sidecar of commit {args.before}, the last one without",
+                "these limits (`--before`), under the same attacks.",
+            ]
+            if args.before
+            else []
+        ),
         "",
         machine_line("unbound " + _unbound_version()),
         "",
@@ -503,6 +559,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.1, help="legitimate query interval")
     parser.add_argument("--attacks", default="", help="comma-separated subset of the attacks")
     parser.add_argument("--smoke", action="store_true", help="small attacks (the tests' run)")
+    parser.add_argument(
+        "--before", default="", help="also attack the sidecar of this commit (before the limits)"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON only")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()

@@ -13,7 +13,7 @@ from .cli_common import EXIT_OK, EXIT_USAGE, Streams, SubParsers, add_command, d
 from .errors import abridge
 
 if TYPE_CHECKING:
-    from .config import Config, SecureRange
+    from .config import Config, SecureRange, SidecarLimits
 
 __all__ = ["config_summary_lines", "config_to_json", "register_config"]
 
@@ -131,8 +131,19 @@ def config_summary_lines(config: Config) -> list[str]:
         f"sidecar.dns_listen: {host_port(*sidecar.dns_listen)}",
         f"sidecar.lookup_listen: {host_port(*sidecar.lookup_listen)}",
         f"sidecar.forwarders: {forwarders}",
+        f"sidecar.limits: {_limits_text(sidecar.limits)}",
     ]
     return lines
+
+
+def _limits_text(limits: SidecarLimits) -> str:
+    return (
+        f"dns tcp {limits.tcp_connections} connections ({limits.tcp_connections_per_address} "
+        f"per address), idle {limits.tcp_idle_timeout:g} s, query {limits.tcp_query_timeout:g} s; "
+        f"lookup {limits.lookup_connections} connections, request "
+        f"{limits.lookup_request_timeout:g} s and {limits.lookup_request_bytes} bytes; "
+        f"log {limits.log_lines_per_minute} lines per minute"
+    )
 
 
 def _secure_range_line(secure: SecureRange) -> str:
@@ -163,5 +174,6 @@ def config_to_json(config: Config) -> dict[str, Any]:
             "dns_listen": host_port(*sidecar.dns_listen),
             "lookup_listen": host_port(*sidecar.lookup_listen),
             "forwarders": [host_port(*f) for f in sidecar.forwarders],
+            "limits": config.to_dict()["sidecar"]["limits"],
         },
     }

@@ -37,6 +37,8 @@ def test_config_check_of_the_defaults(tmp_path: Path) -> None:
         "  sidecar.dns_listen: [::1]:5353",
         "  sidecar.lookup_listen: [::1]:5380",
         "  sidecar.forwarders: (none)",
+        "  sidecar.limits: dns tcp 256 connections (64 per address), idle 10 s, query 5 s; "
+        "lookup 64 connections, request 5 s and 8192 bytes; log 20 lines per minute",
     ]
 
 
@@ -53,6 +55,9 @@ synapse:
 sidecar:
   dns_listen: "127.0.0.1:5353"
   forwarders: ["[2001:db8::53]:53"]
+  limits:
+    tcp_connections_per_address: 8
+    tcp_query_timeout: 2.5
 """
 
 
@@ -76,6 +81,16 @@ def test_config_check_json(tmp_path: Path) -> None:
                 "dns_listen": "127.0.0.1:5353",
                 "lookup_listen": "[::1]:5380",
                 "forwarders": ["[2001:db8::53]:53"],
+                "limits": {
+                    "tcp_connections": 256,
+                    "tcp_connections_per_address": 8,
+                    "tcp_idle_timeout": 10.0,
+                    "tcp_query_timeout": 2.5,
+                    "lookup_connections": 64,
+                    "lookup_request_timeout": 5.0,
+                    "lookup_request_bytes": 8192,
+                    "log_lines_per_minute": 20,
+                },
             },
         },
         "warnings": [],
