@@ -361,3 +361,30 @@ def test_pipelined_requests_are_all_answered_in_order(sidecar: Sidecar) -> None:
     answer = http_exchange(sidecar.lookup_port, requests)
     assert answer.count(b"HTTP/1.1 200 OK") == 31
     assert answer.index(b'"2a00::1"') < answer.index(b'"2a00::1e"')
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_limits_come_from_the_config_and_sighup() -> None:
+    """``sidecar.limits`` at start, and again after SIGHUP for new connections."""
+    import signal
+
+    config = "sidecar:\n  limits:\n    tcp_connections_per_address: 5\n"
+    with running_sidecar(config) as sc:
+        first = [socket.create_connection(("::1", sc.dns_port), timeout=5) for _ in range(12)]
+        time.sleep(0.5)
+        assert sum(not closed_by_server(s) for s in first) == 5
+        for sock in first:
+            sock.close()
+        sc.config_path.write_text(config.replace(": 5", ": 9"))
+        sc.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in sc.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = [socket.create_connection(("::1", sc.dns_port), timeout=5) for _ in range(12)]
+        time.sleep(0.5)
+        assert sum(not closed_by_server(s) for s in second) == 9
+        for sock in second:
+            sock.close()
+        assert tcp_query_answered(sc.dns_port, 5)
