@@ -230,7 +230,10 @@ class LookupResource(resource.Resource):
 
 def _verdict(body: dict[str, object]) -> str:
     """The metrics verdict of an answer: ok (health, name), not_v6alt, refused,
-    mismatch (a v6.alt name from another address), allowed."""
+    mismatch (a v6.alt name from another address), allowed; a pin check's
+    accepted or refused."""
+    if "accept" in body:
+        return "accepted" if body["accept"] is True else "refused"
     if "allowed" not in body:
         return "ok"
     if body.get("is_v6alt") is False and "matches" not in body:

@@ -71,7 +71,7 @@ QTYPE_NAMES: Final = {
 }
 RCODE_NAMES: Final = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
 #: The lookup service's endpoints, as labels; any other path is "unknown".
-LOOKUP_ENDPOINTS: Final = ("health", "resolve", "peer", "name", "metrics", "unknown")
+LOOKUP_ENDPOINTS: Final = ("health", "resolve", "peer", "pin", "name", "metrics", "unknown")
 #: Why the sidecar closed a DNS-over-TCP connection (docs/metrics.md).
 TCP_CLOSE_REASONS: Final = ("evicted", "per_address", "idle", "deadline")
 #: Seconds from a query handed to the forwarders to its answer.

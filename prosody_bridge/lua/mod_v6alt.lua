@@ -53,8 +53,8 @@ local http_client = http.new({ suppress_errors = true });
 -- checked against their shape and length): no domain or address is ever a
 -- label, so no peer can add a series (docs/metrics.md).
 
-local LOOKUP_ENDPOINTS = { ["/v1/resolve"] = "resolve"; ["/v1/peer"] = "peer"; ["/v1/health"] = "health" };
-local TRUST_KINDS = { "address_bound", "any_certificate", "ca", "no_tls", "refused" };
+local LOOKUP_ENDPOINTS = { ["/v1/resolve"] = "resolve"; ["/v1/peer"] = "peer"; ["/v1/pin"] = "pin"; ["/v1/health"] = "health" };
+local TRUST_KINDS = { "address_bound", "pinned", "any_certificate", "ca", "no_tls", "refused" };
 local STANZA_EVENTS = { "held", "resent", "duplicate_dropped", "bounced" };
 
 local function rule_label(answer)
@@ -72,6 +72,7 @@ local function verdict(endpoint, ok, value)
 		return type(value) == "table" and value.unavailable and "unavailable" or "error";
 	end
 	if endpoint == "health" then return "ok"; end
+	if endpoint == "pin" then return value.accept == true and "accepted" or "refused"; end
 	if endpoint == "resolve" and value.is_v6alt == false then return "not_v6alt"; end
 	if not value.allowed then return "refused"; end
 	if endpoint == "peer" and value.is_v6alt and value.matches == false then return "mismatch"; end
@@ -335,7 +336,7 @@ local function check_pin(session, host, cert, decision)
 	if answer.accept ~= true then
 		return false, tostring(answer.reason or "refused by its pin");
 	end
-	return true;
+	return true, nil, nil, true; -- the key was judged against the pin and passed
 end
 
 -- Certificates: above mod_s2s_auth_certs (509) so that its verdict on a
@@ -354,17 +355,19 @@ module:hook("s2s-check-certificate", function (event)
 		metrics.trust("ca");
 		return; -- a secure range that wants CA-valid certificates
 	end
-	metrics.trust(decision.trust == "ip_bound" and "address_bound" or "any_certificate");
-	local pinned, pin_reason, no_cert = check_pin(session, host, event.cert, decision);
+	local pinned, pin_reason, no_cert, pin_checked = check_pin(session, host, event.cert, decision);
 	if not pinned and no_cert then
 		-- Not trusted by its address; Prosody's own checks (and dialback,
 		-- which dials the pinned peer) still apply.
+		metrics.trust("ca");
 		session.log("info", "Not trusting %s at [%s] by its address: %s", host, session.ip, pin_reason);
 		return;
 	elseif not pinned then
+		metrics.trust("refused");
 		refuse(session, host, pin_reason);
 		return false;
 	end
+	metrics.trust(pin_checked and "pinned" or decision.trust == "ip_bound" and "address_bound" or "any_certificate");
 	internals.trust_certificate(session);
 	session.log("info", "Trusting %s at [%s] (%s): %s", host, session.ip, decision.trust, tostring(decision.rule));
 	return true;

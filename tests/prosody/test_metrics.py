@@ -18,7 +18,7 @@ from v6alt.codec import encode
 from v6alt.policy import rule_ids
 
 from .conftest import Site, SiteFactory, messages_both_ways
-from .servers import Mesh, ProsodyRelease, wait_until
+from .servers import LOOKUP_URL, Mesh, ProsodyRelease, wait_until
 
 A_ADDRESS = "200:7671::a"
 B_ADDRESS = "200:7671::b"
@@ -65,6 +65,7 @@ def test_every_family_is_exported_from_the_start(site: SiteFactory) -> None:
         assert got.has_family(P + family), family
     assert got.label_values(P + "trust_decisions_total", "kind") == {
         "address_bound",
+        "pinned",
         "any_certificate",
         "ca",
         "no_tls",
@@ -154,3 +155,34 @@ def test_prosody012_exports_the_same_metrics(site: SiteFactory, prosody012: Pros
                          rule="allow_yggdrasil")  # fmt: skip
     assert 1 <= peer_lookups <= trusted
     assert moved(after, before, "lookups_total", endpoint="resolve") == 0
+
+
+def test_a_pinned_peer_is_counted_as_pinned(lab: Mesh, site: SiteFactory) -> None:
+    """Servers on public-range addresses (pinning: enforce by default): the peer's
+    TLS key is judged by its pin, and the trust is counted as pinned."""
+    sites = []
+    for name, address in (("pa", "2a0f:6a1f:7801::1"), ("pb", "2a0f:6a1f:7801::2")):
+        pins = f'pinning:\n  default: enforce\n  file: "{lab.root / name / "xmpp-pins.json"}"\n'
+        sites.append(metrics_site(site, name, address, sidecar_yaml=pins))
+    a, b = sites
+    alice, bob = a.user("alice"), b.user("bob")
+    before, sidecar_before = scrape(a), _scrape_sidecar(a)
+    messages_both_ways(alice, bob, "pinned there", "pinned back")
+    after, sidecar_after = scrape(a), _scrape_sidecar(a)
+    trusted = count(a, rf"Trusting {re.escape(b.domain)} at \[2a0f:6a1f:7801::2\] \(ip_bound\)")
+    assert trusted >= 1
+    assert moved(after, before, "trust_decisions_total", kind="pinned") == trusted
+    assert moved(after, before, "trust_decisions_total", kind="address_bound") == 0
+    pin_lookups = moved(after, before, "lookups_total", endpoint="pin", verdict="accepted")
+    assert pin_lookups == trusted
+    # The sidecar counted the same questions on its side.
+    name = "v6alt_sidecar_lookup_requests_total"
+    answered = sidecar_after.value(name, endpoint="pin", verdict="accepted") - sidecar_before.value(
+        name, endpoint="pin", verdict="accepted"
+    )
+    assert answered == pin_lookups
+
+
+def _scrape_sidecar(site: Site) -> Scrape:
+    result = site.node.run([sys.executable, "-c", _SCRAPE, f"{LOOKUP_URL}/metrics"])
+    return parse(result.stdout)
