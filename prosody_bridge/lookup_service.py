@@ -276,6 +276,7 @@ class LookupChannel(http.HTTPChannel):
     _refused = False
     _lingered = 0
     _head_lines = 0
+    _held = False  # pipelined requests wait until the client reads its answers
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -316,6 +317,9 @@ class LookupChannel(http.HTTPChannel):
     def rawDataReceived(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._held:
+            self._dataBuffer.append(data)
+            return
         super().rawDataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
@@ -352,7 +356,26 @@ class LookupChannel(http.HTTPChannel):
 
     def requestDone(self, request: Any) -> None:
         self.site.slots.progress(self)
+        if self._waitingForTransport and self.persistent and self.requests == [request]:
+            # The client is not reading its answers. Twisted would go on answering
+            # the pipelined requests it has read (piling answers up in memory):
+            # hold them, and read nothing more, until the client reads.
+            del self.requests[0]
+            self._handlingRequest = False
+            if self._savedTimeOut:
+                self.setTimeout(self._savedTimeOut)  # type: ignore[no-untyped-call]
+            self._held = True
+            self._networkProducer.pauseProducing()
+            return
         super().requestDone(request)  # type: ignore[no-untyped-call]
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()  # type: ignore[no-untyped-call]
+        if self._held and not self._waitingForTransport:
+            self._held = False
+            data = b"".join(self._dataBuffer)
+            self._dataBuffer = []
+            self.setLineMode(data)  # type: ignore[no-untyped-call]
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

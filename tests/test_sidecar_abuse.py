@@ -363,6 +363,39 @@ def test_pipelined_requests_are_all_answered_in_order(sidecar: Sidecar) -> None:
     assert answer.index(b'"2a00::1"') < answer.index(b'"2a00::1e"')
 
 
+def test_pipelining_http_client_that_never_reads_is_not_answered_further(
+    sidecar: Sidecar,
+) -> None:
+    """Pipelined requests from a client that reads no answer: once the answers
+    fill the connection the sidecar answers (and reads) nothing more, instead of
+    answering everything it read into memory; other clients are served."""
+    from tests.metrics_support import fetch, parse
+
+    def answered() -> float:
+        scrape = parse(fetch(f"{sidecar.lookup_url}/metrics"))
+        return scrape.value("v6alt_sidecar_lookup_requests_total", endpoint="resolve",
+                            verdict="allowed", rule="allow_global_unicast")  # fmt: skip
+
+    request = f"GET /v1/resolve?name={NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 500
+    with socket.create_connection(("::1", sidecar.lookup_port), timeout=5) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            try:
+                sock.send(request)
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(2)
+        first = answered()
+        time.sleep(3)
+        assert answered() == first, "still answering a client that reads nothing"
+        # What the socket buffers hold (tcp_wmem's 4 MiB at most, about 7,000 answers
+        # here), not every request read: 65,000 answers piled up in memory before.
+        assert first < 20_000
+        assert lookup_ok(sidecar.lookup_port)
+
+
 # --- configuration ----------------------------------------------------------------------
 
 
