@@ -18,6 +18,7 @@ Attacks (all traffic to ::1 only, bounded in count and time):
 - ``tcp-half-close``: 50 pipelined queries, then shutdown for writing; 20 times.
 - ``udp-log-flood``: queries with random classes, question counts and opcodes.
 - ``http-body``: 8 connections POSTing a 500 MB body, at full speed.
+- ``http-pipeline``: 4 connections pipelining requests without ever reading.
 - ``http-slow-headers``: 200 connections trickling header bytes.
 - ``http-oversize``: 70 kB query strings and 20 kB of headers, repeated.
 
@@ -362,6 +363,29 @@ def http_body(server: Server, stop: threading.Event, outcome: Outcome, scale: Sc
         t.join()
 
 
+def http_pipeline(server: Server, stop: threading.Event, outcome: Outcome, scale: Scale) -> None:
+    assert server.lookup_port is not None
+    request = f"GET /v1/resolve?name={NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 500
+    socks = _open_many(server.lookup_port, scale.pipeliners, outcome)
+    for sock in socks:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+    sent = 0
+    while not stop.is_set():
+        progress = False
+        for sock in socks:
+            try:
+                sent += sock.send(request)
+                progress = True
+            except OSError:
+                pass
+        if not progress:
+            time.sleep(0.02)
+    outcome.add("MB of requests accepted", sent >> 20)
+    for sock in socks:
+        sock.close()
+
+
 def http_slow_headers(
     server: Server, stop: threading.Event, outcome: Outcome, scale: Scale
 ) -> None:
@@ -404,6 +428,7 @@ ATTACKS: dict[str, tuple[Attack, str, bool]] = {
     "tcp-half-close": (tcp_half_close, "tcp", True),
     "udp-log-flood": (udp_log_flood, "udp", True),
     "http-body": (http_body, "http", False),
+    "http-pipeline": (http_pipeline, "http", False),
     "http-slow-headers": (http_slow_headers, "http", False),
     "http-oversize": (http_oversize, "http", False),
 }
@@ -508,7 +533,7 @@ NOTES = [
     "reads at most 256 kB more of a refused request before it drops the connection, so",
     "the rest never reaches it. *MB of queries accepted*: the same for the pipelining",
     "clients, which never read a reply; the sidecar stops reading a client whose replies",
-    "pile up and closes it at its query deadline.",
+    "pile up (DNS: and closes it at its query deadline).",
 ]
 
 

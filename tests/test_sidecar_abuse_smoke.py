@@ -30,7 +30,9 @@ def test_sidecar_abuse_smoke() -> None:
     rows = json.loads(out.stdout)
     both = ["tcp-trickle", "tcp-connections", "tcp-pipeline", "tcp-half-close", "udp-log-flood"]
     expected = [(a, s) for a in both for s in ("sidecar", "unbound")]
-    expected += [(a, "sidecar") for a in ("http-body", "http-slow-headers", "http-oversize")]
+    expected += [
+        (a, "sidecar") for a in ("http-body", "http-pipeline", "http-slow-headers", "http-oversize")
+    ]
     assert [(r["attack"], r["server"]) for r in rows] == expected
     sidecar = {r["attack"]: r for r in rows if r["server"] == "sidecar"}
     assert all(r["asked"] > 0 and r["answered"] > 0 for r in sidecar.values())
