@@ -105,3 +105,22 @@ def test_db_result_to_v6alt_server_is_refused_alone(
     assert f"refusing dialback from {r.domain}" in a.server.log_text()
     messages_both_ways(rob, alice, "after", "after, back")
     assert "unsupported-stanza-type" not in a.server.log_text()
+
+
+def test_with_mod_dialback_on_the_v6alt_server_it_answers(lab: Mesh, site: SiteFactory) -> None:
+    # docs/prosody.md: with mod_dialback loaded on the host, it answers the
+    # key check itself (it runs first); mod_v6alt's fallback stays out.
+    a = site("a", V6ALT_ADDRESS, host_settings=WITH_DIALBACK)
+    r = site("r", DIALBACK_PEER_ADDRESS, host_settings=WITH_DIALBACK)
+    alice, rob = a.user("alice"), r.user("rob")
+    messages_both_ways(rob, alice, "hello from the dialback peer", "hello back")
+
+    forger = lab.add_node("f", FORGER_ADDRESS)
+    answer = forge(forger, DIALBACK_PEER_ADDRESS, r.domain, a.domain)
+
+    assert "type='invalid'" in answer or 'type="invalid"' in answer, answer
+    log = a.server.log_text()
+    assert "Asked to verify a dialback key that was incorrect" in log
+    assert "answering the dialback key check" not in log
+    messages_both_ways(alice, rob, "after the forgery", "still here")
+    assert "unsupported-stanza-type" not in log
