@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -39,8 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# benchmarks/ is on sys.path: the script runs as `python benchmarks/pinning.py`.
 from report import machine_line, spread, write_section
 
 HEADING = "## Pinning"
