@@ -11,6 +11,11 @@ carries the key its answers are counted under (transport, query type,
 response code), so a cache hit adds one dict increment; a collector turns the
 integers into samples when Prometheus scrapes.
 
+With ``--workers N`` the extra UDP workers count in their own processes and
+send the primary a cumulative snapshot of their counts (:meth:`snapshot`)
+once a second; the primary keeps the latest one per worker
+(:meth:`absorb`) and adds them into its own samples when scraped.
+
 Every label value comes from a fixed set: query types outside a list of known
 ones are "other", response codes beyond REFUSED are "other", lookup verdicts
 and rule identifiers come from the policy. No name or address is ever a label.
@@ -18,10 +23,12 @@ and rule identifiers come from the policy. No name or address is ever a label.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -43,6 +50,7 @@ __all__ = [
     "RCODE_NAMES",
     "DnsKey",
     "SidecarMetrics",
+    "WorkerCounts",
     "dns_key",
 ]
 
@@ -79,6 +87,19 @@ FORWARD_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 #: (transport, query type, response code, answered from the reply cache)
 DnsKey = tuple[str, str, str, bool]
+#: A sample of a prometheus_client family: (sample name, sorted label pairs).
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class WorkerCounts:
+    """The latest snapshot one UDP worker sent; counters stay when it dies."""
+
+    dns: dict[DnsKey, int] = field(default_factory=dict)
+    samples: dict[SampleKey, float] = field(default_factory=dict)
+    cache_entries: int = 0
+    cache_capacity: int = 0
+    alive: bool = True
 
 
 def _qtype(packet: bytes) -> str:
@@ -135,23 +156,30 @@ class _SidecarCollector(Collector):
         )
         totals: dict[tuple[str, str, str], int] = defaultdict(int)
         cached: dict[tuple[str, str], int] = defaultdict(int)
-        for (transport, qtype, rcode, from_cache), n in list(m.dns.items()):
-            totals[(transport, qtype, rcode)] += n
-            if from_cache:
-                cached[(qtype, rcode)] += n
+        workers = list(m.workers.values())
+        for counts in [m.dns, *(w.dns for w in workers)]:
+            for (transport, qtype, rcode, from_cache), n in list(counts.items()):
+                totals[(transport, qtype, rcode)] += n
+                if from_cache:
+                    cached[(qtype, rcode)] += n
         for labels, n in sorted(totals.items()):
             queries.add_metric(labels, n)
         for key, n in sorted(cached.items()):
             hits.add_metric(key, n)
         yield queries
         yield hits
+        # Every UDP process has a reply cache of its own: the sums over the
+        # running ones (a dead worker's cache went with it).
+        alive = [w for w in workers if w.alive]
         yield GaugeMetricFamily(
-            PREFIX + "dns_cache_entries", "Replies in the reply cache", value=m.cache_size()
+            PREFIX + "dns_cache_entries",
+            "Replies in the reply caches (one per UDP process)",
+            value=m.cache_size() + sum(w.cache_entries for w in alive),
         )
         yield GaugeMetricFamily(
             PREFIX + "dns_cache_capacity",
-            "Replies the reply cache holds at most",
-            value=m.cache_capacity(),
+            "Replies the reply caches hold at most (one per UDP process)",
+            value=m.cache_capacity() + sum(w.cache_capacity for w in alive),
         )
         yield GaugeMetricFamily(
             PREFIX + "dns_tcp_connections_open",
@@ -160,8 +188,46 @@ class _SidecarCollector(Collector):
         )
 
 
+class _MergedCollector(Collector):
+    """prometheus_client families of this process plus the workers' samples of them."""
+
+    def __init__(self, metrics: SidecarMetrics, families: Iterable[Collector]) -> None:
+        self._metrics = metrics
+        self._families = tuple(families)
+
+    def collect(self) -> Iterator[Metric]:
+        extra: dict[SampleKey, float] = defaultdict(float)
+        for worker in list(self._metrics.workers.values()):
+            for key, value in worker.samples.items():
+                extra[key] += value
+        for family in self._families:
+            for metric in family.collect():
+                if extra:
+                    merged = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                    merged.samples = [
+                        sample._replace(
+                            value=sample.value
+                            + extra.get((sample.name, tuple(sorted(sample.labels.items()))), 0.0)
+                        )
+                        for sample in metric.samples
+                    ]
+                    metric = merged
+                yield metric
+
+
 def _zero() -> int:
     return 0
+
+
+def _family_samples(families: Iterable[Collector]) -> list[list[Any]]:
+    """The counting samples of ``families`` as JSON (``_created`` is the same everywhere)."""
+    return [
+        [sample.name, sorted(sample.labels.items()), sample.value]
+        for family in families
+        for metric in family.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    ]
 
 
 class SidecarMetrics:
@@ -177,6 +243,8 @@ class SidecarMetrics:
         self.cache_size: Callable[[], int] = _zero
         self.cache_capacity: Callable[[], int] = _zero
         self.tcp_open: Callable[[], int] = _zero
+        #: The latest snapshot of each UDP worker (``--workers``), by worker number.
+        self.workers: dict[int, WorkerCounts] = {}
         self.registry.register(_SidecarCollector(self))
         r = self.registry
         self.tcp_closed = Counter(
@@ -198,26 +266,34 @@ class SidecarMetrics:
         self.forwarder_answers = Counter(
             PREFIX + "forwarder_answers",
             "Replies accepted from an upstream forwarder",
-            registry=r,
+            registry=None,
         )
         self.forwarder_timeouts = Counter(
             PREFIX + "forwarder_timeouts",
             "Queries an upstream forwarder did not answer in time (the next one is tried)",
-            registry=r,
+            registry=None,
         )
         self.forwarder_failures = Counter(
             PREFIX + "forwarder_failures",
             "Forwarded queries answered with SERVFAIL: no forwarder answered, or too many "
             "were waiting",
             ("reason",),
-            registry=r,
+            registry=None,
         )
         self.forwarder_latency = Histogram(
             PREFIX + "forwarder_latency_seconds",
             "Seconds from a query handed to the forwarders to an upstream's answer",
             buckets=FORWARD_BUCKETS,
-            registry=r,
+            registry=None,
         )
+        # Workers forward too: these four are served with the workers' counts added.
+        self._forwarder_families: tuple[Collector, ...] = (
+            self.forwarder_answers,
+            self.forwarder_timeouts,
+            self.forwarder_failures,
+            self.forwarder_latency,
+        )
+        r.register(_MergedCollector(self, self._forwarder_families))
         self.lookups = Counter(
             PREFIX + "lookup_requests",
             "Lookup-service requests by endpoint, verdict and policy rule identifier",
@@ -239,3 +315,34 @@ class SidecarMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def snapshot(self) -> bytes:
+        """A worker's cumulative counts, for the primary's :meth:`absorb` (JSON).
+
+        Bounded: every label comes from a fixed set (a few kB at most).
+        """
+        return json.dumps(
+            {
+                "dns": [[*key, n] for key, n in list(self.dns.items())],
+                "samples": _family_samples(self._forwarder_families),
+                "cache": [self.cache_size(), self.cache_capacity()],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def absorb(self, worker: int, data: bytes) -> None:
+        """Keep worker ``worker``'s latest :meth:`snapshot` (it replaces the last one)."""
+        doc = json.loads(data)
+        counts = WorkerCounts()
+        for transport, qtype, rcode, cached, n in doc["dns"]:
+            counts.dns[(str(transport), str(qtype), str(rcode), bool(cached))] = int(n)
+        for name, labels, value in doc["samples"]:
+            key = (str(name), tuple((str(k), str(v)) for k, v in labels))
+            counts.samples[key] = float(value)
+        counts.cache_entries, counts.cache_capacity = (int(v) for v in doc["cache"])
+        self.workers[worker] = counts
+
+    def worker_gone(self, worker: int) -> None:
+        """Worker ``worker`` exited: its counts stay, its cache does not."""
+        counts = self.workers.setdefault(worker, WorkerCounts())
+        counts.alive = False

@@ -7,6 +7,9 @@ addresses only on a restart.
 With ``workers > 1`` the UDP DNS socket is opened with SO_REUSEPORT in that
 many processes (the kernel spreads queries over them); the first process also
 serves DNS over TCP and the lookup service. Workers exit with their parent.
+Each worker sends its counts to the first process once a second over a socket
+pair made before it is forked (worker_metrics.py), so ``/metrics`` covers
+every process.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
 from .lookup_service import LookupResource, LookupSite, lookup_site
 from .metrics import SidecarMetrics
 from .pin_service import PinService, pin_file
+from .worker_metrics import SnapshotReader, SnapshotSender, link_pair
 
 __all__ = ["SidecarOptions", "run"]
 
@@ -272,15 +276,31 @@ def run(options: SidecarOptions) -> int:
         return EXIT_FAILED
     primary = True
     children: list[int] = []
+    # The primary's end of each worker's metrics link, by worker number (1, 2, ...).
+    links: dict[int, socket.socket] = {}
+    to_primary: socket.socket | None = None  # in a worker: its end of the link
     for index, extra in enumerate(extra_sockets):
+        try:
+            primary_end, worker_end = link_pair()
+        except OSError as exc:
+            print(f"v6alt: sidecar: cannot start worker metrics: {exc}", file=sys.stderr)
+            for pid in children:
+                os.kill(pid, signal.SIGTERM)
+            return EXIT_FAILED
         pids = _spawn_workers(1)
         if not pids:  # in the worker
             udp_socket.close()
             for other in extra_sockets[index + 1 :]:
                 other.close()
-            udp_socket, primary = extra, False
+            primary_end.close()
+            for link in links.values():
+                link.close()
+            links = {}
+            udp_socket, primary, to_primary = extra, False, worker_end
             break
         extra.close()
+        worker_end.close()
+        links[index + 1] = primary_end
         children.extend(pids)
     try:
         sidecar.start(udp_socket, primary=primary)
@@ -289,6 +309,10 @@ def run(options: SidecarOptions) -> int:
         for pid in children:
             os.kill(pid, signal.SIGTERM)
         return EXIT_FAILED
+    if to_primary is not None:
+        SnapshotSender(to_primary, sidecar.metrics, _the_reactor()).start()
+    for worker, link in links.items():
+        SnapshotReader(link, worker, sidecar.metrics, _the_reactor()).start()
     if primary:
         forwarders = ", ".join(_endpoint_text(f) for f in config.sidecar.forwarders) or "none"
         log.info(

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
+import struct
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from ipaddress import ip_address
 
 import pytest
 
@@ -229,3 +233,102 @@ def test_label_values_stay_bounded_under_hostile_input(sidecar: Sidecar) -> None
         assert not any("example" in v or "::" in v or "path" in v for v in labels.values())
     # A handful of new series (the new verdicts, qtype "other"), not one per input.
     assert len(got.samples) - series_before < 15
+
+
+def _query(name: str, qtype: int, ident: int = 0x1234) -> bytes:
+    """A plain DNS query (RD set, no EDNS): the same bytes for the same question."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
+    return (
+        struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+        + labels
+        + b"\0"
+        + (struct.pack("!HH", qtype, 1))
+    )
+
+
+def _ask(port: int, packet: bytes) -> bytes:
+    """One query from a socket of its own: a new source port every time, so
+    SO_REUSEPORT spreads the queries over the worker processes."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(packet, ("::1", port))
+        reply, _ = sock.recvfrom(4096)
+    assert reply[:2] == packet[:2]
+    return reply
+
+
+def _workers_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(p) for p in children.read().split()]
+
+
+@pytest.fixture
+def sidecar_with_workers(upstream: int) -> Iterator[Sidecar]:
+    config = f"sidecar:\n  forwarders: ['[::1]:{upstream}']\n"
+    with running_sidecar(config, workers=3) as running:
+        yield running
+
+
+def test_workers_counts_reach_the_primarys_metrics(sidecar_with_workers: Sidecar) -> None:
+    """--workers 3: /metrics counts every process's queries, exactly."""
+    sidecar = sidecar_with_workers
+    port = sidecar.dns_port
+    assert len(_workers_of(sidecar.process.pid)) == 2
+    before = scrape(sidecar)
+    sent = {
+        ("AAAA", "NOERROR"): (_query(NAME, 28), 120),  # cacheable
+        ("PTR", "NOERROR"): (
+            _query(ip_address("2a00:1098:3a0::1").reverse_pointer, 12),
+            90,
+        ),
+        ("AAAA", "NXDOMAIN"): (_query(LOOPBACK, 28), 60),  # refused: never cached
+        ("AAAA", "NOERROR", "forwarded"): (_query(FORWARDED, 28), 30),  # to unbound, uncached
+    }
+    for packet, count in sent.values():
+        for _ in range(count):
+            _ask(port, packet)
+    total = sum(count for _, count in sent.values())
+    assert total == 300
+    queries = "v6alt_sidecar_dns_queries_total"
+    deadline = time.monotonic() + 10
+    while moved(scrape(sidecar), before, queries) < total:
+        assert time.monotonic() < deadline, "the workers' counts did not reach /metrics"
+        time.sleep(0.2)
+    time.sleep(1.5)  # one more snapshot from every worker: nothing counted twice
+    after = scrape(sidecar)
+
+    def n(name: str, **labels: str) -> float:
+        return moved(after, before, name, **labels)
+
+    assert n(queries) == 300
+    assert n(queries, transport="udp") == 300
+    assert n(queries, qtype="AAAA", rcode="NOERROR") == 150
+    assert n(queries, qtype="PTR", rcode="NOERROR") == 90
+    assert n(queries, qtype="AAAA", rcode="NXDOMAIN") == 60
+    assert n(queries, qtype="AAAA") == 210
+    assert n(queries, rcode="NOERROR") == 240
+    assert n("v6alt_sidecar_forwarder_answers_total") == 30
+    assert n("v6alt_sidecar_forwarder_latency_seconds_count") == 30
+    assert n("v6alt_sidecar_forwarder_timeouts_total") == 0
+    # Each process has its own reply cache: the first AAAA and the first PTR
+    # a process sees are built, every later one is a hit there. One process
+    # holds at most these 2 entries: 3 or more mean several processes answered.
+    entries = after.value("v6alt_sidecar_dns_cache_entries")
+    assert 3 <= entries <= 6, entries
+    hits = "v6alt_sidecar_dns_cache_hits_total"
+    assert n(hits) == 120 + 90 - entries
+    assert after.value("v6alt_sidecar_dns_cache_capacity") == 3 * 8192
+
+    # A worker that dies keeps its counts (its cache goes with it).
+    victim = _workers_of(sidecar.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        gone = scrape(sidecar)
+        if gone.value("v6alt_sidecar_dns_cache_capacity") == 2 * 8192:
+            break
+        assert time.monotonic() < deadline, "the dead worker's cache is still counted"
+        time.sleep(0.2)
+    assert moved(gone, before, queries) == 300
+    assert moved(gone, before, hits) == n(hits)
+    assert moved(gone, before, "v6alt_sidecar_forwarder_answers_total") == 30
