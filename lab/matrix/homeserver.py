@@ -62,6 +62,8 @@ __all__ = [
 
 STARTUP_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 30.0
+#: What a worker logs once its replication over Redis is up (Synapse 1.100-1.163).
+WORKER_REPLICATING: Final = "REPLICATE successfully sent"
 
 
 def check_synapse_tools() -> None:
@@ -214,20 +216,42 @@ class Homeserver:
         deadline = time.monotonic() + STARTUP_TIMEOUT if deadline is None else deadline
         wait_synapse_ready(self.files, self.running, deadline, self.server_name)
 
-    def spawn_worker(self, name: str, app: str = "synapse.app.generic_worker") -> Path:
-        """Start a worker process on this homeserver's config; returns its log path."""
+    def spawn_worker(
+        self,
+        name: str,
+        app: str = "synapse.app.generic_worker",
+        listeners: Sequence[Mapping[str, Any]] = (),
+    ) -> Path:
+        """Start a worker process on this homeserver's config; returns its log path.
+
+        ``listeners``: the worker's own (``worker_listeners``), e.g. a metrics port.
+        """
         log = self.tree / f"{name}.log"
         (self.tree / f"{name}-log.yaml").write_text(log_config(log, self.loggers))
-        worker = {
+        worker: dict[str, Any] = {
             "worker_app": app,
             "worker_name": name,
             "worker_log_config": str(self.tree / f"{name}-log.yaml"),
             "worker_pid_file": str(self.tree / f"{name}.pid"),
         }
+        if listeners:
+            worker["worker_listeners"] = [dict(listener) for listener in listeners]
         (self.tree / f"{name}.yaml").write_text(yaml.safe_dump(worker))
         argv = self.command(app, self.tree / f"{name}.yaml")
         self.workers.append(self._popen(argv, self.tree / f"{name}.stdout.log"))
         return log
+
+    def wait_worker_ready(self, log: Path, timeout: float = 90.0) -> None:
+        """Until the worker logging to ``log`` replicates from the main process.
+
+        A federation sender sends only what is written after its replication
+        is up: a test that sends earlier loses the race.
+        """
+        self.wait_for(
+            f"{log.stem}: replication up ({WORKER_REPLICATING!r} in its log)",
+            lambda: log.exists() and WORKER_REPLICATING in log.read_text(errors="replace"),
+            timeout,
+        )
 
     def stop(self) -> None:
         """SIGTERM to each process group (workers first), SIGKILL if it lingers."""

@@ -13,18 +13,14 @@ import importlib.util
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 from tests.metrics_support import Scrape, parse
-from v6alt.lab.matrix.files import log_config
 from v6alt.lab.netns import FlatNet
 
 from .homeserver import SUBNET, Homeserver
@@ -51,40 +47,6 @@ def metrics_listener(port: int) -> dict[str, object]:
     return {"type": "metrics", "port": port, "bind_addresses": ["::1"]}
 
 
-def spawn_sender(hs: Homeserver) -> tuple[subprocess.Popen[bytes], Path]:
-    """The federation_sender worker, with a metrics listener of its own."""
-    log = hs.tree / f"{SENDER}.log"
-    (hs.tree / f"{SENDER}-log.yaml").write_text(log_config(log, hs.loggers))
-    worker = {
-        "worker_app": "synapse.app.generic_worker",
-        "worker_name": SENDER,
-        "worker_log_config": str(hs.tree / f"{SENDER}-log.yaml"),
-        "worker_pid_file": str(hs.tree / f"{SENDER}.pid"),
-        "worker_listeners": [metrics_listener(WORKER_PORT)],
-    }
-    config = hs.tree / f"{SENDER}.yaml"
-    config.write_text(yaml.safe_dump(worker))
-    with (hs.tree / f"{SENDER}.stdout.log").open("ab") as out:
-        process = subprocess.Popen(
-            hs.command("synapse.app.generic_worker", config),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process, log
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory,
@@ -95,7 +57,6 @@ def deployment(
         pytest.fail(f"the worker deployment test needs {', '.join(missing)}")
     postgres = Postgres(port=18417).start()  # not the workers test's port: sessions may overlap
     redis = Redis(tmp_path_factory.mktemp("redis")).start()
-    sender: subprocess.Popen[bytes] | None = None
     try:
         with FlatNet(f"v6w-{os.getpid() % 100000}-") as net:
             for index, name in enumerate(("w", "y"), start=1):
@@ -128,7 +89,8 @@ def deployment(
                     hs.spawn()
                 for hs in (w, y):
                     hs.wait_ready()
-                sender, sender_log = spawn_sender(w)
+                sender_log = w.spawn_worker(SENDER, listeners=[metrics_listener(WORKER_PORT)])
+                w.wait_worker_ready(sender_log)
                 w.wait_for(
                     "the module in the federation sender",
                     lambda: "backoff recovery probes: on" in _log(sender_log),
@@ -136,8 +98,6 @@ def deployment(
                 )
                 yield w, sender_log, y
             finally:
-                if sender is not None:
-                    _stop(sender)
                 for hs in (w, y):
                     hs.stop()
     finally:

@@ -87,8 +87,7 @@ def deployment(
                 hs.spawn()
             for hs in (w, b):
                 hs.wait_ready()
-            w.spawn_worker(SENDER)
-            w.wait_for_log(r"v6alt: federation with \.v6\.alt names enabled", timeout=60)
+            w.wait_worker_ready(w.spawn_worker(SENDER))
             yield w, b
         finally:
             for hs in (w, b):
@@ -129,8 +128,7 @@ def test_the_pin_survives_restarting_both_processes(
     w.stop()
     w.spawn()
     w.wait_ready()
-    w.spawn_worker(SENDER)
-    w.wait_for_log(r"v6alt: federation with \.v6\.alt names enabled", timeout=60)
+    w.wait_worker_ready(w.spawn_worker(SENDER))
     mark = w.log_mark()
     # A federation request from the restarted main process: TLS to B again, same key.
     status, body = w.request(

@@ -37,6 +37,7 @@ def worker_deployment(
         w = Homeserver(mesh["g"], data, **worker_settings(data, postgres, redis, SENDER))
         start_homeservers(w)
         sender_log = w.spawn_worker(SENDER)
+        w.wait_worker_ready(sender_log)
         w.wait_for_log(r"v6alt: federation with \.v6\.alt names enabled", timeout=60)
         yield w, sender_log, w.register("walter")
         w.stop()
