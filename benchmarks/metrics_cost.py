@@ -26,7 +26,6 @@ Needs: dnsperf (scripts/install-deps.sh bench), v6alt[sidecar], git (for the bas
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -40,7 +39,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from report import machine_line, write_section
+from report import emit, machine_line
 
 from v6alt.codec import encode
 from v6alt.lab.local_servers import Sidecar, running_sidecar
@@ -301,15 +300,12 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     rows = measure(args)
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    table = render(rows, args)
-    print()
-    print(table)
-    if args.write_readme:
-        write_section(HEADING, table)
-    return 0
+    return emit(
+        rows,
+        lambda: render(rows, args),
+        json_only=args.json,
+        heading=HEADING if args.write_readme else None,
+    )
 
 
 if __name__ == "__main__":

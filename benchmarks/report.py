@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,20 @@ def write_section(heading: str, body: str, readme: Path = README) -> None:
     end = current.find("\n## ", start + 1)
     rest = "" if end < 0 else current[end:]
     readme.write_text(current[: start + 1] + section + rest)
+
+
+def emit(rows: Any, table: Callable[[], str], *, json_only: bool, heading: str | None) -> int:
+    """A benchmark's output: its rows as JSON only, or its table (also written under
+    ``heading`` in README.md when given); the script's exit code."""
+    if json_only:
+        print(json.dumps(rows))
+        return 0
+    text = table()
+    print()
+    print(text)
+    if heading is not None:
+        write_section(heading, text)
+    return 0
 
 
 def spread(values: Iterable[float]) -> str:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -50,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from report import machine_line, write_section
+from report import emit, machine_line
 
 from v6alt.dns_wire import build_query
 from v6alt.lab.local_servers import free_port, running_sidecar, running_unbound, unbound_config
@@ -592,15 +591,12 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     rows = measure(args)
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    table = render(rows, args)
-    print()
-    print(table)
-    if args.write_readme:
-        write_section(HEADING, table)
-    return 0
+    return emit(
+        rows,
+        lambda: render(rows, args),
+        json_only=args.json,
+        heading=HEADING if args.write_readme else None,
+    )
 
 
 if __name__ == "__main__":
