@@ -31,6 +31,7 @@ __all__ = [
     "encode_label",
     "from_reverse_pointer",
     "is_canonical_label",
+    "lenient_label_value",
     "to_address",
     "to_reverse_pointer",
 ]
@@ -52,6 +53,7 @@ _MAX_INT: Final = (1 << 128) - 1
 _RUNS: Final = re.compile("aa+")
 _A_RUNS: Final = tuple("a" * n for n in range(LABEL_LENGTH + 2))
 _PAD_CHARS: Final = frozenset("aeimquy4")
+_A_RUNS_BYTES: Final = tuple(b"a" * n for n in range(LABEL_LENGTH + 2))
 
 
 def to_address(address: AddressLike) -> IPv6Address:
@@ -204,6 +206,25 @@ def decode_label(label: str, *, lenient: bool = False) -> IPv6Address:
     if label[-1] in _PAD_CHARS and _is_compressed_form(label):
         return IPv6Address(value >> 2)
     raise V6AltNameError(_non_canonical_reason(label, _compress(_base32(value >> 2))))
+
+
+def lenient_label_value(label: bytes) -> int | None:
+    """The address a label names in lenient mode, as its 128-bit integer, or None.
+
+    Exactly what ``decode_label(label.decode("ascii"), lenient=True)`` accepts
+    (None where it raises, or where the bytes are not ASCII), on bytes and
+    without building an :class:`IPv6Address`: the DNS answer path.
+    """
+    raw = label.lower()
+    if b"-" in raw:
+        if len(raw) > LABEL_LENGTH or raw.count(b"-") > 1:
+            return None
+        raw = raw.replace(b"-", _A_RUNS_BYTES[LABEL_LENGTH + 1 - len(raw)])
+    elif len(raw) != LABEL_LENGTH:
+        return None
+    if raw.translate(None, _ALPHABET_BYTES):
+        return None
+    return int(raw.translate(_TO_BASE32HEX), 32) >> 2
 
 
 def _is_compressed_form(label: str) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "build_query",
     "parse_query",
     "rcode_reply",
+    "soa_record",
 ]
 
 ANSWER_TTL: Final = 86400  # an address never changes under its name
@@ -79,6 +80,8 @@ class AddressPolicy(Protocol):
     """The part of :class:`v6alt.policy.Policy` the DNS answers depend on."""
 
     def check_address(self, address: AddressLike) -> tuple[bool, str]: ...
+
+    def check_value(self, value: int) -> tuple[bool, str]: ...
 
 
 class Action(Enum):
@@ -272,7 +275,7 @@ _AAAA_HEAD: Final = b"\xc0\x0c" + _RR_FIXED.pack(TYPE_AAAA, CLASS_IN, ANSWER_TTL
 
 
 @lru_cache(maxsize=256)
-def _soa(apex_offset: int) -> bytes:
+def soa_record(apex_offset: int) -> bytes:
     """The v6.alt SOA record, its owner a pointer to where ``v6.alt`` sits in the question."""
     apex = struct.pack("!H", 0xC000 | apex_offset)
     rdata = apex + _SOA_RNAME_LABEL + apex + _SOA_TIMERS
@@ -296,6 +299,7 @@ class Responder:
 
     def __init__(self, policy: AddressPolicy, *, forwarding: bool = False) -> None:
         self._policy = policy
+        self.policy = policy
         self.forwarding = forwarding
         self._ra = 0x80 if forwarding else 0
 
@@ -371,7 +375,7 @@ class Responder:
 
     def _answer_v6alt(self, query: Query, labels: tuple[bytes, ...]) -> _Section:
         qtype = query.qtype
-        soa = _soa(query.offsets[-2])
+        soa = soa_record(query.offsets[-2])
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return _Section(RCODE_REFUSED, False, (), (), "refused: zone transfer")
         if len(labels) == 2:

@@ -217,6 +217,11 @@ class Policy:
         allowed, rule, _ = self._judge(int(address))
         return allowed, rule
 
+    def check_value(self, value: int) -> tuple[bool, str]:
+        """:meth:`check_address` of an address given as its 128-bit integer (the DNS path)."""
+        allowed, rule, _ = self._judge(value)
+        return allowed, rule
+
     def secure_range_for(self, address: AddressLike) -> SecureRange | None:
         """The most specific secure range containing the address, if any."""
         if type(address) is not IPv6Address:

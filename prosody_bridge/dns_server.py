@@ -4,6 +4,9 @@ The answers come from :mod:`v6alt.dns_wire`; this module only
 moves bytes. The UDP hot path is a dictionary lookup: a reply depends only on
 the query bytes after the 2-byte ID, so replies already built are looked up by
 those bytes and sent with the new ID spliced in, without parsing anything.
+A query not in that cache goes to :class:`v6alt.dns_fast.FastPath` (the
+common shape, answered from the bytes), and only when that declines to the
+general :class:`v6alt.dns_wire.Responder`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from v6alt.config import SidecarLimits
+from v6alt.dns_fast import FastPath
 from v6alt.dns_wire import Action, Reply, Responder
 
 from .dns_forwarder import UdpForwarder
-from .metrics import DnsKey, SidecarMetrics, dns_key
+from .metrics import QTYPE_NAMES, DnsKey, SidecarMetrics, dns_key
 from .slots import Slots
 
 __all__ = [
@@ -168,6 +172,9 @@ class DnsUdpPort(udp.Port):
     def doRead(self) -> None:
         proto = self.protocol
         lookup = proto.cache.data.get
+        store = proto.cache.store
+        fast = proto.fast.answer
+        keys = proto.fast_keys
         counts = proto.counts
         recvfrom = self.socket.recvfrom
         sendto = self.socket.sendto
@@ -181,15 +188,26 @@ class DnsUdpPort(udp.Port):
                     continue
                 return  # e.g. ECONNREFUSED from an ICMP error: read again next turn
             cached = lookup(data[2:])
-            if cached is None:
-                proto.datagramReceived(data, addr)
+            if cached is not None:
+                # try/except, not contextlib.suppress: this line runs 100,000 times a second.
+                try:  # noqa: SIM105
+                    sendto(data[:2] + cached[0], addr)
+                except OSError:
+                    pass  # the client went away or the buffer is full: UDP, the client retries
+                counts[cached[1]] += 1
                 continue
-            # try/except, not contextlib.suppress: this line runs 100,000 times a second.
+            answered = fast(data)
+            if answered is None:
+                proto.general(data, addr)
+                continue
+            reply, qtype = answered
             try:  # noqa: SIM105
-                sendto(data[:2] + cached[0], addr)
+                sendto(reply, addr)
             except OSError:
-                pass  # the client went away or the buffer is full: UDP, the client retries
-            counts[cached[1]] += 1
+                pass
+            key = keys.get(qtype) or proto.fast_key(qtype)
+            counts[key[0]] += 1
+            store(data, reply, key[1])
 
 
 class DnsUdpProtocol(protocol.DatagramProtocol):
@@ -203,16 +221,37 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
         cache: ReplyCache | None = None,
         metrics: SidecarMetrics | None = None,
     ) -> None:
-        self.responder = responder
         self.refusals = refusals
         self.forwarder = forwarder
         self.cache = cache if cache is not None else ReplyCache()
         self._lookup = self.cache.data.get
+        #: query type -> (its count key, its count key when answered from the cache)
+        self.fast_keys: dict[int, tuple[DnsKey, DnsKey]] = {}
+        self.responder = responder
         # Query counts (SidecarMetrics.dns): the read loop increments them.
         self.counts: defaultdict[DnsKey, int] = (
             metrics.dns if metrics is not None else defaultdict(int)
         )
         self._sendto: Callable[[bytes, Address], object] | None = None
+
+    @property
+    def responder(self) -> Responder:
+        return self._responder
+
+    @responder.setter
+    def responder(self, responder: Responder) -> None:
+        """Set at start and on reload: the fast path follows the responder's policy."""
+        self._responder = responder
+        self.fast: FastPath = FastPath(responder.policy, recursion_available=responder.forwarding)
+
+    def fast_key(self, qtype: int) -> tuple[DnsKey, DnsKey]:
+        """The count keys of a fast-path answer to ``qtype`` (always NOERROR):
+        not cached, then cached."""
+        name = QTYPE_NAMES.get(qtype, "other")
+        keys = ("udp", name, "NOERROR", False), ("udp", name, "NOERROR", True)
+        if name != "other":  # a fixed set: the table stays small whatever the queries say
+            self.fast_keys[qtype] = keys
+        return keys
 
     def startProtocol(self) -> None:
         # Twisted's transport.write re-checks the address on every call; the
@@ -226,6 +265,18 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
             self._send(datagram[:2] + cached[0], addr)
             self.counts[cached[1]] += 1
             return
+        answered = self.fast.answer(datagram)
+        if answered is None:
+            self.general(datagram, addr)
+            return
+        reply, qtype = answered
+        self._send(reply, addr)
+        keys = self.fast_key(qtype)
+        self.counts[keys[0]] += 1
+        self.cache.store(datagram, reply, keys[1])
+
+    def general(self, datagram: bytes, addr: Any) -> None:
+        """Answer with the general :class:`Responder` (what the fast path declined)."""
         try:
             self._dispatch(datagram, self.responder.respond(datagram, udp=True), addr)
         except Exception:  # a bug must cost one packet, never the listener
