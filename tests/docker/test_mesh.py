@@ -5,6 +5,7 @@ put into the image from the project's rock."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address, IPv6Network
@@ -131,3 +132,35 @@ def test_xmpp_over_yggdrasil_with_the_rock_installed_module(
     where = ["/usr", "/etc", "/var/lib/prosody", "/opt"]
     copies = first.exec("prosody", ["find", *where, "-name", "mod_v6alt.lua"]).split()
     assert copies == [f"{PLUGINS}/share/lua/5.4/mod_v6alt.lua"]
+
+
+# Written by the sidecar's own user with the image's v6alt, as the sidecar
+# writes a first pin (PinStore.update, atomic replace in the directory).
+_WRITE_PIN = """
+from v6alt.pin_store import PinStore
+from v6alt.pins import Pin
+PinStore("/var/lib/v6alt/xmpp-pins.json").update("fiabbgadu-e.v6.alt", lambda _: Pin(
+    name="fiabbgadu-e.v6.alt", protocol="xmpp", address="2a00:1098:3a0::1",
+    spki_sha256="ab" * 32, first_seen_ms=1, updated_ms=1))
+"""
+
+
+def test_sidecar_pin_file_outlives_its_container(two_stacks: tuple[Stack, Stack]) -> None:
+    """The sidecar's pin directory is a named volume its user can write: a pin
+    written before the container is recreated is still there after."""
+    first, _ = two_stacks
+    pin_file = "/var/lib/v6alt/xmpp-pins.json"
+    first.exec("sidecar", ["/opt/v6alt/bin/python", "-c", _WRITE_PIN], user="v6alt")
+    mounts = json.loads(
+        first.engine.docker(["inspect", "--format", "{{json .Mounts}}", first.container("sidecar")])
+    )
+    assert [m.get("Type") for m in mounts if m.get("Destination") == "/var/lib/v6alt"] == [
+        "volume"
+    ], mounts
+    before = first.container("sidecar")
+    first.compose(["up", "-d", "--no-build", "--force-recreate", "--no-deps", "sidecar"])
+    assert first.container("sidecar") != before
+    listed = json.loads(
+        first.exec("sidecar", ["v6alt", "pins", "list", "--file", pin_file, "--json"])
+    )
+    assert [pin["name"] for pin in listed["pins"]] == ["fiabbgadu-e.v6.alt"], listed
