@@ -30,6 +30,10 @@ declare -A RELEASE_PACKAGES=(
     [docker]="docker.io docker-compose debootstrap systemd"
     # mod_v6alt's rock (scripts/build-rock.sh) and `prosodyctl install`.
     [packaging]="luarocks liblua5.4-dev"
+    # tests/clients: headless Chromium, dnsmasq's binary alone (dnsmasq-base: no
+    # service that would take port 53), curl. systemd-resolved is not installed
+    # (it would take over /etc/resolv.conf): lab/resolvers.py unpacks its package.
+    [clients]="chromium dnsmasq-base curl"
 )
 # Packages taken from <codename>-backports, by group (the release's own versions
 # are too old: Prosody 0.12 lacks s2sout-pre-connect, Yggdrasil 0.4 speaks an
@@ -55,7 +59,7 @@ declare -A PACKAGE_SERVICES=(
 # What `scripts/test.sh` and a plain run install: the groups the test suite
 # needs (dns: the sidecar's dig and unbound tests; mesh: the lab tests). A part
 # whose tests need more adds its group here.
-DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture docker packaging bench)
+DEFAULT_GROUPS=(base dns mesh prosody synapse-workers capture docker packaging bench clients)
 
 # Recommends are left out on purpose: python3-pip alone would pull in a
 # compiler tool chain. Name what a test needs explicitly instead.
