@@ -28,21 +28,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import statistics
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import report
+from matrix_outage import (
+    Restartable,
+    RouteProbe,
+    active_opens,
+    cpu_seconds,
+    dead_addresses,
+    listener_delays,
+    returning_listeners,
+    seed_dead_peers,
+    subnet_addresses,
+)
 
 from v6alt.lab import Lab
 from v6alt.lab.matrix.client import MatrixUser
-from v6alt.lab.matrix.mesh import start_homeservers
+from v6alt.lab.matrix.mesh import LabSynapse, start_homeservers
 
 HEADING = "## End-to-end Matrix"
 TARGET_SECONDS = 10.0
+OUTAGE_TARGET_SECONDS = 5.0
 MESSAGES_PER_SIDE = 6
 POLL_SECONDS = 0.1
 _runs = iter(range(1000))
@@ -55,13 +70,14 @@ def _synapse_version() -> str:
 
 
 @contextmanager
-def matrix_lab() -> Iterator[tuple[Lab, MatrixUser, MatrixUser]]:
+def matrix_lab() -> Iterator[tuple[Lab, MatrixUser, MatrixUser, list[LabSynapse]]]:
     run, pid = next(_runs), os.getpid()
     lab = Lab(run_dir=f"/run/v6alt-e2em-bench-{run}-{pid}", prefix=f"v6m-b{run}p{pid}-")
     try:
         hosts = lab.up(nodes=2)
-        a, b = start_homeservers(lab, hosts, lambda line: None)
-        yield lab, a.register("alice", "pw-alice"), b.register("bob", "pw-bob")
+        servers = start_homeservers(lab, hosts, lambda line: None)
+        a, b = servers
+        yield lab, a.register("alice", "pw-alice"), b.register("bob", "pw-bob"), servers
     finally:
         lab.down()
 
@@ -103,7 +119,7 @@ def cold_round(alice: MatrixUser, bob: MatrixUser) -> dict[str, float]:
 
 
 def cold_run() -> dict[str, float]:
-    with matrix_lab() as (_, alice, bob):
+    with matrix_lab() as (_, alice, bob, _servers):
         return cold_round(alice, bob)
 
 
@@ -121,7 +137,7 @@ def _arrivals(pairs: list[tuple[MatrixUser, str]], room: str, deadline: float) -
 
 
 def cut_run(cut: float, wait: float) -> dict[str, Any]:
-    with matrix_lab() as (lab, alice, bob):
+    with matrix_lab() as (lab, alice, bob, _servers):
         room, _ = invite_round(alice, bob)
         bob.send_text(room, "before b->a")
         _seen(alice, room, "before b->a")
@@ -139,12 +155,7 @@ def cut_run(cut: float, wait: float) -> dict[str, Any]:
         restored = time.monotonic()
         arrived = _arrivals(pairs, room, restored + wait)
         time.sleep(5)  # room for a late duplicate
-        expected = Counter(body for _, body in pairs)
-        lost = duplicated = 0
-        for user in (alice, bob):
-            counts = Counter(t for t in user.texts(room) if t.startswith("cut "))
-            lost += sum((expected - counts).values())
-            duplicated += sum((counts - expected).values())
+        lost, duplicated = _lost_and_doubled(alice, bob, room, pairs, "cut ")
     times = [arrived[body] - restored for _, body in pairs if body in arrived]
     return {
         "first": min(times) if times else None,
@@ -155,55 +166,257 @@ def cut_run(cut: float, wait: float) -> dict[str, Any]:
     }
 
 
+def _lost_and_doubled(
+    alice: MatrixUser, bob: MatrixUser, room: str, pairs: list[tuple[MatrixUser, str]], prefix: str
+) -> tuple[int, int]:
+    """Each body once in both timelines (the sender's own and the receiver's)."""
+    expected = Counter(body for _, body in pairs)
+    lost = duplicated = 0
+    for user in (alice, bob):
+        counts = Counter(t for t in user.texts(room) if t.startswith(prefix))
+        lost += sum((expected - counts).values())
+        duplicated += sum((counts - expected).values())
+    return lost, duplicated
+
+
+# -- outage sweep (--outage, --sweep) ---------------------------------------------
+
+
+@dataclass
+class MeshPair:
+    lab: Lab
+    a: LabSynapse
+    b: Restartable
+    alice: MatrixUser
+    bob: MatrixUser
+    room: str
+
+
+def _settle(pair: MeshPair, label: str) -> None:
+    """Both directions deliver before the next outage starts."""
+    pair.bob.send_text(pair.room, f"settle {label} b->a")
+    pair.alice.send_text(pair.room, f"settle {label} a->b")
+    _seen(pair.alice, pair.room, f"settle {label} b->a", timeout=300)
+    _seen(pair.bob, pair.room, f"settle {label} a->b", timeout=300)
+
+
+def outage_run(
+    pair: MeshPair, kind: str, length: float, wait: float, dead_peers: int = 0
+) -> dict[str, Any]:
+    """One outage of ``kind`` (``link``: the a-b underlay is cut; ``server``: b's
+    Synapse is stopped) for ``length`` s while messages are sent; seconds from the
+    route being back (a TCP connect from a to b's federation port succeeds) to
+    delivery."""
+    label = f"{kind}{'+dead' if dead_peers else ''} {length:g}"
+    _settle(pair, label)
+    senders = [(pair.alice, pair.bob, "a->b")]
+    if kind == "link":
+        senders.append((pair.bob, pair.alice, "b->a"))
+        pair.lab.set_link("a", "b", up=False)
+    else:
+        pair.b.stop()
+    down_at = time.monotonic()
+    pairs: list[tuple[MatrixUser, str]] = []
+    for i in range(MESSAGES_PER_SIDE):
+        time.sleep(max(0.0, down_at + i * length / MESSAGES_PER_SIDE - time.monotonic()))
+        for sender, receiver, direction in senders:
+            body = f"outage {label} {direction} {i}"
+            sender.send_text(pair.room, body)
+            pairs.append((receiver, body))
+    time.sleep(max(0.0, down_at + length - time.monotonic()))
+    probe = RouteProbe(pair.a.host, pair.b.server.host.ygg_address, timeout=wait)
+    if kind == "link":
+        pair.lab.set_link("a", "b", up=True)
+    else:
+        pair.b.start()
+    restored = time.monotonic()
+    route_back = probe.wait()
+    if kind == "server":
+        pair.b.wait_ready()
+    arrived = _arrivals(pairs, pair.room, restored + wait)
+    time.sleep(5)  # room for a late duplicate
+    lost, duplicated = _lost_and_doubled(pair.alice, pair.bob, pair.room, pairs, f"outage {label} ")
+    base = route_back if route_back is not None else restored
+    times = [arrived[body] - base for _, body in pairs if body in arrived]
+    return {
+        "kind": "outage",
+        "outage": kind,
+        "dead_peers": dead_peers,
+        "length": length,
+        "messages": len(pairs),
+        "route_back": None if route_back is None else route_back - restored,
+        "first": min(times) if times else None,
+        "last": max(times) if len(times) == len(pairs) else None,
+        "lost": lost,
+        "duplicated": duplicated,
+        "wait": wait,
+    }
+
+
+def dead_peers_run(pair: MeshPair, dead: int, returning: int, window: float) -> dict[str, Any]:
+    """Seed ``dead`` + ``returning`` backed-off v6.alt destinations on a; the
+    returning ones start listening at random times within ``window`` s."""
+    rng = random.Random(15)
+    dead_names = seed_dead_peers(pair.a, dead_addresses(dead, rng))
+    back = subnet_addresses(pair.b.server.host, returning, rng)
+    seed_dead_peers(pair.a, back)
+    opens0, cpu0, t0 = active_opens(pair.a.host), cpu_seconds(pair.a.pid), time.monotonic()
+    listeners = returning_listeners(pair.b.server.host, back, 5.0, window, seed=15)
+    delays, never = listener_delays(listeners)
+    opens1, cpu1, t1 = active_opens(pair.a.host), cpu_seconds(pair.a.pid), time.monotonic()
+    # Steady state: only the dead ones are left to probe.
+    time.sleep(30)
+    opens2, cpu2, t2 = active_opens(pair.a.host), cpu_seconds(pair.a.pid), time.monotonic()
+    return {
+        "kind": "dead_peers",
+        "dead": len(dead_names),
+        "returning": returning,
+        "window": window,
+        "delays": sorted(delays),
+        "never": never,
+        "attempts_per_s": (opens1 - opens0) / (t1 - t0),
+        "cpu": (cpu1 - cpu0) / (t1 - t0),
+        "steady_attempts_per_s": (opens2 - opens1) / (t2 - t1),
+        "steady_cpu": (cpu2 - cpu1) / (t2 - t1),
+    }
+
+
+def _record(rows_out: str | None, row: dict[str, Any]) -> None:
+    print(json.dumps(row), flush=True)
+    if rows_out:
+        with open(rows_out, "a") as out:
+            out.write(json.dumps(row) + "\n")
+
+
+def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with matrix_lab() as (lab, alice, bob, servers):
+        a, b = servers
+        pair = MeshPair(lab, a, Restartable(b), alice, bob, "")
+        try:
+            pair.room, _ = invite_round(alice, bob)
+            for kind in args.outage:
+                for length in args.sweep:
+                    rows.append(outage_run(pair, kind, length, args.wait))
+                    _record(args.rows_out, rows[-1])
+            if args.dead_peers:
+                rows.append(dead_peers_run(pair, args.dead_peers - args.returning,
+                                           args.returning, args.returning_window))  # fmt: skip
+                _record(args.rows_out, rows[-1])
+                for kind in args.outage:
+                    rows.append(outage_run(pair, kind, args.dead_peers_outage, args.wait,
+                                           dead_peers=args.dead_peers))  # fmt: skip
+                    _record(args.rows_out, rows[-1])
+        finally:
+            pair.b.close()
+    return rows
+
+
 def machine_line() -> str:
     return report.machine_line(f"Synapse {_synapse_version()}")
 
 
-def table(cold: list[dict[str, float]], cuts: list[dict[str, Any]], cut: float) -> str:
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def outage_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        machine_line(),
-        "",
-        "| cold (fresh homeservers), seconds from the invite | median (min-max) | runs |",
-        "|---|---:|---:|",
+        f"| outage | length, s | route back after restore, s | first delivered after route "
+        f"back, s | last delivered after route back, s | lost | duplicated | "
+        f"target last <= {OUTAGE_TARGET_SECONDS:g} s |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for key, label in (("invite", "invite seen on b"), ("join", "bob joined (over federation)"),
-                       ("first", "first message a -> b seen on b")):  # fmt: skip
-        lines.append(f"| {label} | {report.spread([r[key] for r in cold])} | {len(cold)} |")
-    lines.append(f"| first reply b -> a (from its send) | "
-                 f"{report.spread([r['reply'] for r in cold])} | {len(cold)} |")  # fmt: skip
-    rows = [(f"run {number}", r) for number, r in enumerate(cuts, 1)]
-    lines += ["", *report.link_cut_table(cut, MESSAGES_PER_SIDE, TARGET_SECONDS, rows)]
-    return "\n".join(lines) + "\n"
+    for r in rows:
+        last = f"not all within {r['wait']:g}" if r["last"] is None else f"{r['last']:.1f}"
+        ok = r["last"] is not None and r["last"] <= OUTAGE_TARGET_SECONDS and not r["lost"]
+        ok = ok and not r["duplicated"]
+        what = "link cut" if r["outage"] == "link" else "peer's Synapse stopped"
+        what += f", {r['dead_peers']:,} unreachable peers" if r.get("dead_peers") else ""
+        lines.append(
+            f"| {what} ({r['messages']} messages) | {r['length']:g} | "
+            f"{_seconds(r['route_back'])} | "
+            f"{_seconds(r['first'])} | {last} | {r['lost']} | {r['duplicated']} | "
+            f"{'ok' if ok else 'missed'} |"
+        )
+    return lines
+
+
+def dead_peers_table(r: dict[str, Any]) -> list[str]:
+    delays = r["delays"]
+    spread = "-"
+    if delays:
+        p95 = delays[min(len(delays) - 1, int(0.95 * len(delays)))]
+        spread = f"{statistics.median(delays):.1f} / {p95:.1f} / {max(delays):.1f}"
+    return [
+        f"| {r['dead']} dead + {r['returning']} returning peers | value |",
+        "|---|---:|",
+        f"| listen -> first probe connects, s (median / p95 / max) | {spread} |",
+        f"| returning peers never probed within {r['window']:g} + 120 s | {r['never']} |",
+        f"| connection attempts/s while they return | {r['attempts_per_s']:.0f} |",
+        f"| connection attempts/s with only the dead left | {r['steady_attempts_per_s']:.0f} |",
+        f"| sender's CPU while they return (share of one core) | {100 * r['cpu']:.0f} % |",
+        f"| sender's CPU with only the dead left | {100 * r['steady_cpu']:.0f} % |",
+    ]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cold = [r for r in rows if r["kind"] == "cold"]
+    cuts = [r for r in rows if r["kind"] == "cut"]
+    outages = [r for r in rows if r["kind"] == "outage"]
+    dead = [r for r in rows if r["kind"] == "dead_peers"]
+    lines = [machine_line() + "; shared with other work while it ran", ""]
+    if cold:
+        lines += [
+            "| cold (fresh homeservers), seconds from the invite | median (min-max) | runs |",
+            "|---|---:|---:|",
+        ]
+        for key, label in (("invite", "invite seen on b"), ("join", "bob joined (over federation)"),
+                           ("first", "first message a -> b seen on b")):  # fmt: skip
+            lines.append(f"| {label} | {report.spread([r[key] for r in cold])} | {len(cold)} |")
+        lines.append(f"| first reply b -> a (from its send) | "
+                     f"{report.spread([r['reply'] for r in cold])} | {len(cold)} |")  # fmt: skip
+        lines.append("")
+    if cuts:
+        runs = [(f"run {number}", r) for number, r in enumerate(cuts, 1)]
+        lines += [*report.link_cut_table(cuts[0]["cut"], MESSAGES_PER_SIDE, TARGET_SECONDS, runs)]
+        lines.append("")
+    if outages:
+        lines += [*outage_table(outages), ""]
+    for r in dead:
+        lines += [*dead_peers_table(r), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 SECTION_TEXT = """\
-`sudo python benchmarks/e2e_matrix.py --write-readme` (root; yggdrasil, openssl
-and `matrix-synapse` in the same venv as v6alt; about 3 minutes). Two lab
-hosts, each a real Yggdrasil node with a Synapse + the v6alt module whose
-server name is the host's own v6.alt name (`v6alt.lab.matrix.mesh`).
-Cold: fresh homeservers that have never talked, times from the invite on a.
-Link cut: the underlay veth between the hosts is down while messages are sent
-both ways, then restored; the time from restore to the last message in the
-other side's timeline. Target: <= 10 s, nothing lost. Stock Synapse backs off
-from the unreachable peer for 10 minutes; the module probes backed-off v6.alt
-peers every 5 s and wakes the federation sender when one answers, so the
-queued events go out at the next probe after the mesh route is back.
-Times include the benchmark's polling of the client API (every 0.1 s).
+`sudo python benchmarks/e2e_matrix.py --cold-runs 1 --outage link,server
+--sweep 5,10,30,60,120,600 --dead-peers 1000 --returning 100 --write-readme`
+(root; yggdrasil, openssl and `matrix-synapse` in the same venv as v6alt;
+about 45 minutes). Two lab hosts, each a real Yggdrasil node with a Synapse +
+the v6alt module whose server name is the host's own v6.alt name
+(`v6alt.lab.matrix.mesh`). Cold: fresh homeservers that have never talked,
+times from the invite on a.
+
+Outages, one lab for the whole sweep: the underlay veth between the hosts is
+down (link cut; messages sent both ways) or b's Synapse is stopped (messages
+a -> b) for the given length, then restored. "Route back" is when a TCP
+connect from a's namespace to b's federation port over Yggdrasil first
+succeeds again (tried every 0.05 s); delivery times count from there to the
+message in the other side's timeline (polled every 0.1 s). Target: the last
+queued message <= 5 s after the route is back, nothing lost or duplicated.
+
+Dead peers: 900 v6.alt destinations at unrouted addresses in 200::/8 and 100
+at addresses of b's Yggdrasil subnet, all written into a's `destinations`
+table as backed off; each of the 100 starts a TCP listener at a random time
+5-60 s later. Connection attempts are a's namespace `Tcp: ActiveOpens`, CPU
+is a's Synapse process (user + system). The outage rows marked "unreachable
+peers" run after that, with the 900 still backed off.
 
 """
 
+
 FINDINGS = """
-Within the target: the module's probe (every 5 s, a bare TCP connect to each
-backed-off v6.alt peer) finds the peer back, clears Synapse's backoff and
-wakes the federation sender, so the queued events of both sides go out
-together 6-7 s after the link returns (the probe interval plus Yggdrasil
-re-peering over the restored veth). The TCP retransmission backoff that
-delays the XMPP streams above does not show here: Synapse's federation
-requests during the cut fail and are given up, and after the probe it
-connects afresh. Cold: the invite is in b's sync 0.2 s after `createRoom`;
-most of the 1.6 s to the first message is the join over federation
-(make_join/send_join, fetching a's signing key directly, as
-`trusted_key_servers: []`).
+Findings are written after the results.
 """
 
 
@@ -211,26 +424,58 @@ def write_readme(text: str) -> None:
     report.write_section(HEADING, f"{SECTION_TEXT}{text}{FINDINGS}")
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--cut", type=float, default=60.0, help="seconds the link is down")
     parser.add_argument("--cut-runs", type=int, default=1)
+    parser.add_argument("--outage", type=lambda t: [k for k in t.split(",") if k], default=[],
+                        help="link, server or link,server: the outage sweep")  # fmt: skip
+    parser.add_argument("--sweep", type=_floats, default=[5.0, 10.0, 30.0, 60.0, 120.0, 600.0])
+    parser.add_argument("--dead-peers", type=int, default=0)
+    parser.add_argument("--returning", type=int, default=100)
+    parser.add_argument("--returning-window", type=float, default=60.0)
+    parser.add_argument("--dead-peers-outage", type=float, default=30.0)
     parser.add_argument("--wait", type=float, default=180.0, help="give up on delivery after")
+    parser.add_argument("--rows-out", help="append each result as a JSON line to this file")
+    parser.add_argument("--from-rows", help="only render the table from a --rows-out file")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("e2e_matrix: needs root (the lab creates network namespaces)", file=sys.stderr)
-        return 2
-    cold = [cold_run() for _ in range(args.cold_runs)]
-    cuts = [cut_run(args.cut, args.wait) for _ in range(args.cut_runs)]
-    if args.json:
-        print(json.dumps({"cold": cold, "cuts": cuts, "cut": args.cut}, indent=2))
+    if args.from_rows:
+        with open(args.from_rows) as rows_file:
+            rows = [json.loads(line) for line in rows_file if line.strip()]
     else:
-        print(table(cold, cuts, args.cut), end="")
+        if os.geteuid() != 0:
+            print("e2e_matrix: needs root (the lab creates network namespaces)", file=sys.stderr)
+            return 2
+        bad = [k for k in args.outage if k not in ("link", "server")]
+        if bad:
+            print(f"e2e_matrix: --outage: {bad[0]!r} is not link or server", file=sys.stderr)
+            return 2
+        if args.dead_peers and args.dead_peers <= args.returning:
+            print("e2e_matrix: --dead-peers must be more than --returning", file=sys.stderr)
+            return 2
+        rows = []
+        for _ in range(args.cold_runs):
+            rows.append({"kind": "cold", **cold_run()})
+            _record(args.rows_out, rows[-1])
+        if not args.outage and not args.dead_peers:
+            for _ in range(args.cut_runs):
+                rows.append({"kind": "cut", "cut": args.cut, **cut_run(args.cut, args.wait)})
+                _record(args.rows_out, rows[-1])
+        else:
+            rows += sweep(args)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(table(rows), end="")
     if args.write_readme:
-        write_readme(table(cold, cuts, args.cut))
+        write_readme(table(rows))
     return 0
 
 

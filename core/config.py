@@ -69,7 +69,13 @@ class RangeSettings:
 
 @dataclass(frozen=True)
 class SynapseSettings:
+    """``recovery_probe_rate``: connection attempts per second of the recovery
+    probes, over all peers; ``recovery_probe_interval``: seconds between two
+    probes of one peer while the rate allows (docs/synapse.md, "Peers that come back")."""
+
     inbound_ip_binding: InboundIpBinding = "log"
+    recovery_probe_rate: int = 300
+    recovery_probe_interval: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,11 @@ class Config:
             "ip_bound_trust": self.ip_bound_trust,
             "secure_ranges": [secure_range_dict(r) for r in self.secure_ranges],
             "pinning": {"default": self.pinning.default, "file": self.pinning.file},
-            "synapse": {"inbound_ip_binding": self.synapse.inbound_ip_binding},
+            "synapse": {
+                "inbound_ip_binding": self.synapse.inbound_ip_binding,
+                "recovery_probe_rate": self.synapse.recovery_probe_rate,
+                "recovery_probe_interval": self.synapse.recovery_probe_interval,
+            },
             "sidecar": {
                 "dns_listen": fields.format_endpoint(self.sidecar.dns_listen),
                 "lookup_listen": fields.format_endpoint(self.sidecar.lookup_listen),
@@ -200,6 +210,12 @@ synapse:
   # Inbound federation: does a v6.alt server's request come from the
   # address its name encodes? off | log | enforce
   inbound_ip_binding: log
+  # Peers that are unreachable (backed off, or a transaction retrying) are
+  # probed with a bare TCP connect: at most this many connection attempts
+  # per second in all, each peer every recovery_probe_interval seconds, or
+  # every (peers / rate) seconds when there are more (docs/synapse.md).
+  recovery_probe_rate: 300
+  recovery_probe_interval: 2
 sidecar:
   # Where the sidecar answers DNS queries (host:port, IPv6 in brackets).
   dns_listen: "[::1]:5353"
@@ -242,7 +258,7 @@ _RANGE_KEYS: Final = ("allow", "cjdns", "unsafe_allow")
 _SECURE_KEYS: Final = ("cidr", "tls", "trust_any_certificate", "pinning")
 _PINNING_KEYS: Final = ("default", "file")
 _PINNING_MODES: Final = ("enforce", "warn", "off")
-_SYNAPSE_KEYS: Final = ("inbound_ip_binding",)
+_SYNAPSE_KEYS: Final = ("inbound_ip_binding", "recovery_probe_rate", "recovery_probe_interval")
 _SIDECAR_KEYS: Final = ("dns_listen", "lookup_listen", "forwarders", "limits")
 #: Each limit: (kind, lowest, highest). Seconds may be fractions.
 _LIMIT_RANGES: Final[dict[str, tuple[str, float, float]]] = {
@@ -348,11 +364,24 @@ def _parse_secure_ranges(value: object, path: ConfigPath) -> tuple[SecureRange, 
 
 def _parse_synapse(value: object, path: ConfigPath) -> SynapseSettings:
     data = fields.mapping(value, path, _SYNAPSE_KEYS)
-    if "inbound_ip_binding" not in data:
-        return SynapseSettings()
-    mode = fields.choice(data["inbound_ip_binding"], (*path, "inbound_ip_binding"), _BINDING_MODES)
-    binding: InboundIpBinding = "off" if mode == "off" else "log" if mode == "log" else "enforce"
-    return SynapseSettings(inbound_ip_binding=binding)
+    default = SynapseSettings()
+    binding: InboundIpBinding = default.inbound_ip_binding
+    if "inbound_ip_binding" in data:
+        where = (*path, "inbound_ip_binding")
+        mode = fields.choice(data["inbound_ip_binding"], where, _BINDING_MODES)
+        binding = "off" if mode == "off" else "log" if mode == "log" else "enforce"
+    rate = default.recovery_probe_rate
+    if "recovery_probe_rate" in data:
+        rate = fields.integer(
+            data["recovery_probe_rate"], (*path, "recovery_probe_rate"), 1, 10_000
+        )
+    interval = default.recovery_probe_interval
+    if "recovery_probe_interval" in data:
+        where = (*path, "recovery_probe_interval")
+        interval = fields.seconds(data["recovery_probe_interval"], where, 0.5, 3600)
+    return SynapseSettings(
+        inbound_ip_binding=binding, recovery_probe_rate=rate, recovery_probe_interval=interval
+    )
 
 
 def _parse_sidecar(value: object, path: ConfigPath) -> SidecarSettings:

@@ -28,6 +28,7 @@ from .inbound import InboundGate, claimed_origins
 from .metrics import ModuleMetrics
 from .outbound import OutboundJudge, SynapseBlocklist
 from .pinning import PinGuard, default_pin_file, pinning_may_apply
+from .probe_scheduler import ProbeLimits
 from .recovery import BackoffRecovery
 from .resolver import install_resolver
 from .synapse_seam import (
@@ -135,7 +136,11 @@ class V6AltFederation:
         install_key_pin_seam(
             self.pins.check_key_response if self.pins is not None else _no_key_pins
         )
-        self.recovery = BackoffRecovery(synapse, self.judge, self.metrics)
+        limits = ProbeLimits(
+            rate=config.synapse.recovery_probe_rate,
+            period=config.synapse.recovery_probe_interval,
+        )
+        self.recovery = BackoffRecovery(synapse, self.judge, self.metrics, limits)
         probing = self.recovery.start()
         _warn_about_notaries(synapse)
         logger.info(

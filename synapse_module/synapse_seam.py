@@ -131,6 +131,12 @@ METHODS: Final = (
     Method("synapse.server", "HomeServer.get_clock", (), "called"),
     Method("synapse.server", "HomeServer.get_datastores", (), "called"),
     Method("synapse.server", "HomeServer.get_notifier", (), "called"),
+    Method(
+        "synapse.server",
+        "HomeServer.get_federation_sender",
+        (),
+        "called: which destinations have a transaction in flight (the recovery)",
+    ),
     # Public module API, listed because the module depends on their parameters.
     Method(
         "synapse.module_api",
@@ -154,6 +160,23 @@ HOMESERVER_ATTRIBUTES: Final = (
     "config.tls.federation_client_minimum_tls_version",
     "config.key.key_servers",
     "config.media.media_store_path",
+)
+
+#: Instance attributes the recovery reads, set in each class's ``__init__``
+#: (module, class, attribute, use; checked on 1.100-1.163).
+INSTANCE_ATTRIBUTES: Final = (
+    (
+        "synapse.federation.sender",
+        "FederationSender",
+        "_per_destination_queues",
+        "read: the per-destination queues of this federation sender",
+    ),
+    (
+        "synapse.federation.sender.per_destination_queue",
+        "PerDestinationQueue",
+        "transmission_loop_running",
+        "read: a transaction to that destination is in flight (or retrying)",
+    ),
 )
 
 #: Exception classes the module raises inside Synapse's own code paths.
@@ -284,6 +307,18 @@ def exception_problem(module: str, name: str) -> str | None:
     return None
 
 
+def instance_attribute_problem(module: str, cls: str, attribute: str) -> str | None:
+    """Whether ``cls.__init__`` still sets ``self.<attribute>``."""
+    try:
+        init = getattr(importlib.import_module(module), cls).__init__
+        source = inspect.getsource(init)
+    except (ImportError, AttributeError, OSError, TypeError) as e:
+        return f"{module}.{cls}.__init__ could not be read ({e})"
+    if f"self.{attribute}" not in source:
+        return f"{module}.{cls} no longer sets {attribute}"
+    return None
+
+
 def _attribute(root: Any, path: str) -> Any:
     value = root
     for part in path.split("."):
@@ -295,6 +330,11 @@ def internals_problems(hs: Any | None) -> list[str]:
     """Every internal that is missing or changed; ``hs`` None checks only the code."""
     problems = [p for p in map(method_problem, METHODS) if p is not None]
     problems += [p for m, n, _ in EXCEPTIONS if (p := exception_problem(m, n)) is not None]
+    problems += [
+        p
+        for m, c, a, _ in INSTANCE_ATTRIBUTES
+        if (p := instance_attribute_problem(m, c, a)) is not None
+    ]
     if hs is not None:
         for path in HOMESERVER_ATTRIBUTES:
             try:
@@ -389,7 +429,33 @@ class SynapseInternals:
         """What Synapse does on an inbound request from ``destination``."""
         store = self._hs.get_datastores().main
         await store.set_destination_retry_timings(destination, None, 0, 0)
+        self.wake(destination)
+
+    def wake(self, destination: str) -> None:
+        """Wake the federation sender's queue for ``destination`` and end the sleep
+        of a request to it that waits between retries (Synapse's
+        ``notify_remote_server_up``: ``FederationSender.wake_destination`` and
+        ``MatrixFederationHttpClient.wake_destination``)."""
         self._hs.get_notifier().notify_remote_server_up(destination)
+
+    def destinations_in_flight(self) -> list[str]:
+        """Destinations this federation sender has a transaction in flight to.
+
+        In flight includes a request that waits between its retries
+        (``long_retries``: 4 s, 16 s, then every minute, up to 10 times) and
+        one stuck on a dead connection until Synapse's 60 s timeout; Synapse
+        only backs the destination off once they all fail. Empty where this
+        process does not send federation.
+        """
+        sender = self._hs.get_federation_sender()
+        queues = getattr(sender, "_per_destination_queues", None)
+        if not isinstance(queues, dict):
+            return []
+        return [
+            str(destination)
+            for destination, queue in list(queues.items())
+            if getattr(queue, "transmission_loop_running", False)
+        ]
 
 
 _BACKED_OFF_SQL: Final = """
@@ -639,6 +705,7 @@ __all__ = [
     "DESTINATIONS_COLUMNS",
     "EXCEPTIONS",
     "HOMESERVER_ATTRIBUTES",
+    "INSTANCE_ATTRIBUTES",
     "METHODS",
     "TESTED_VERSIONS",
     "TLS_VERIFIER_ATTRIBUTE",
@@ -651,6 +718,7 @@ __all__ = [
     "install_inbound_seam",
     "install_key_pin_seam",
     "install_key_seam",
+    "instance_attribute_problem",
     "internals_problems",
     "key_lookup_error",
     "method_problem",
