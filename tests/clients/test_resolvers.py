@@ -57,3 +57,13 @@ def test_unbound_validates_so_the_recipes_domain_insecure_is_needed(world: World
     finally:
         sidecar.kill()
         sidecar.wait()
+
+
+def test_resolved_sends_other_names_to_the_global_sidecar_too(world: World) -> None:
+    """The drop-in's servers are resolved's global ones, which are also its default
+    route: a name outside v6.alt reaches the sidecar, which refuses it (docs)."""
+    client = world.clients["systemd-resolved"]
+    dig = client.run("dig", "AAAA", "example.org")
+    assert "status: REFUSED" in dig.stdout, dig.stdout
+    log = (client.node.run_dir / "client-sidecar.log").read_text()
+    assert "dns query refused: zone not served" in log
