@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 KINDS: Final = ("systemd-resolved", "unbound", "dnsmasq")
-#: Where :func:`unpack_resolved` puts Debian's systemd-resolved package (not installed).
+#: Where :func:`unpack_resolved` puts Debian's systemd-resolved package (not installed),
+#: one directory per version of the installed systemd.
 RESOLVED_ROOT: Final = Path("/opt/v6alt-test/systemd-resolved")
 #: The root zone's KSK-2017 and KSK-2024 (DS records), as Debian's unbound ships them.
 ROOT_TRUST_ANCHORS: Final = (
@@ -71,24 +72,48 @@ class HostResolver:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def unpack_resolved(root: Path = RESOLVED_ROOT) -> Path:
+def _installed_systemd() -> str | None:
+    """The version of the installed systemd package (whose private library the
+    resolved binary links to), or None."""
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "systemd"], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    return done.stdout.strip()
+
+
+def _download_resolved(work: Path, version: str | None) -> list[Path]:
+    """``apt-get download`` systemd-resolved into ``work``: the installed systemd's
+    version when the archive still has it, else apt's candidate."""
+    log = ""
+    for wanted in ([f"systemd-resolved={version}"] if version else []) + ["systemd-resolved"]:
+        done = subprocess.run(
+            ["apt-get", "download", "-q", wanted],
+            cwd=work, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        debs = sorted(work.glob("systemd-resolved_*.deb"))
+        if done.returncode == 0 and debs:
+            return debs
+        log += f"{wanted}: {done.stdout}{done.stderr}"
+    raise LabEnvironmentError(f"could not download Debian's systemd-resolved package:\n{log}")
+
+
+def unpack_resolved(root: Path | None = None) -> Path:
     """Debian's systemd-resolved package extracted at ``root`` (downloaded once with
-    ``apt-get download``, never installed); returns ``root``."""
+    ``apt-get download``, never installed); returns ``root``. By default one
+    directory per version of the installed systemd, under :data:`RESOLVED_ROOT`."""
+    version = _installed_systemd()
+    if root is None:
+        root = RESOLVED_ROOT / (version or "candidate").replace(":", "_")
     if _resolved_binary(root) is not None:
         return root
-    work = Path(os.path.dirname(root)) / f".{root.name}.download"
+    work = root.parent / f".{root.name}.download"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     work.chmod(0o777)  # apt-get download runs as the _apt user when it can
-    done = subprocess.run(
-        ["apt-get", "download", "-q", "systemd-resolved"],
-        cwd=work, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    debs = sorted(work.glob("systemd-resolved_*.deb"))
-    if done.returncode != 0 or not debs:
-        raise LabEnvironmentError(
-            f"could not download Debian's systemd-resolved package: {done.stdout}{done.stderr}"
-        )
+    debs = _download_resolved(work, version)
     staging = Path(f"{root}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(staging)], check=True, timeout=120)
