@@ -220,7 +220,9 @@ def unbound_config(
 
 
 @contextmanager
-def running_unbound(config: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def running_unbound(
+    config: Path, port: int, *, start_timeout: float = 15.0
+) -> Iterator[subprocess.Popen[str]]:
     binary = unbound_binary()
     if binary is None:
         raise RuntimeError("unbound is not installed (apt-get install unbound)")
@@ -235,7 +237,7 @@ def running_unbound(config: Path, port: int) -> Iterator[subprocess.Popen[str]]:
             [binary, "-d", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, text=True
         )
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"unbound exited: {log_path.read_text()}")

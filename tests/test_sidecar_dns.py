@@ -18,7 +18,8 @@ pytest.importorskip("twisted", reason="the sidecar needs v6alt[sidecar]")
 if shutil.which("dig") is None:
     pytest.skip("dig is not installed (apt-get install dnsutils)", allow_module_level=True)
 
-from v6alt.dns_wire import build_query
+from tests.metrics_support import fetch, parse
+from v6alt.dns_wire import Responder, build_query
 from v6alt.lab.local_servers import (
     Sidecar,
     dig,
@@ -28,6 +29,7 @@ from v6alt.lab.local_servers import (
     sidecar_command,
     unbound_config,
 )
+from v6alt.policy import Policy
 
 pytestmark = pytest.mark.integration
 
@@ -330,3 +332,37 @@ def test_tells_systemd_when_ready() -> None:
             notify.settimeout(20)
             with running_sidecar(env={"NOTIFY_SOCKET": path}):
                 assert notify.recv(4096) == b"READY=1"
+
+
+def test_udp_replies_are_the_general_paths_bytes_and_are_counted(sidecar: Sidecar) -> None:
+    """Over a real socket, the fast path (first ask) and the reply cache (second ask,
+    another ID) send exactly what the general path builds, refusals included, and the
+    answers are counted by query type and response code."""
+    general = Responder(Policy())
+    names = [NAME, "AiAmVog6wthgaq3cisjokoiewu.V6.alt", "_xmpp-server._tcp." + NAME, "a-e.v6.alt"]
+    packets = [
+        build_query(name, qtype, edns_payload=payload, dnssec_ok=payload == 4096)
+        for name in names
+        for qtype in (28, 1, 255, 33)
+        for payload in (None, 1232, 4096)
+    ]
+    url = f"{sidecar.lookup_url}/metrics"
+    before = parse(fetch(url))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as client:
+        client.settimeout(10)
+        for ident in (0x1234, 0xABCD):
+            for packet in packets:
+                packet = ident.to_bytes(2, "big") + packet[2:]
+                client.sendto(packet, ("::1", sidecar.dns_port))
+                assert client.recv(4096) == general.respond(packet).data, packet.hex()
+    after = parse(fetch(url))
+
+    def moved(qtype: str, rcode: str) -> float:
+        name = "v6alt_sidecar_dns_queries_total"
+        labels = {"transport": "udp", "qtype": qtype, "rcode": rcode}
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    # 3 allowed names x 3 EDNS shapes x 2 asks; the ::1 name is NXDOMAIN.
+    for qtype in ("AAAA", "A", "ANY", "SRV"):
+        assert moved(qtype, "NOERROR") == 18
+        assert moved(qtype, "NXDOMAIN") == 6
