@@ -28,3 +28,10 @@ def test_slixmpp_logs_in_by_mesh_address(world: World) -> None:
     )  # fmt: skip
     assert "error" not in result, result
     assert result["received"] == message
+
+
+def test_slixmpp_refuses_the_self_signed_certificate_without_it(world: World) -> None:
+    client = world.clients["unbound"]
+    result = client.script("xmpp_client.py", world.jid, PASSWORD)
+    assert result.get("error", "").startswith("ssl_invalid_chain:"), result
+    assert "certificate verify failed" in result["error"]

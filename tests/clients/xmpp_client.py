@@ -34,11 +34,17 @@ class User(ClientXMPP):  # type: ignore[misc, unused-ignore]
         self.add_event_handler("session_start", self.started)
         self.add_event_handler("message", self.message)
         self.add_event_handler("failed_auth", self.failed_auth)
+        self.add_event_handler("ssl_invalid_chain", self.invalid_chain)
         # slixmpp tries direct TLS first, then STARTTLS: a failed attempt is not the end.
         self.add_event_handler("connection_failed", self.attempt_failed)
 
     def failed_auth(self, data: Any) -> None:
         self.result["error"] = f"failed_auth: {data}"
+        self.finished.set()
+
+    def invalid_chain(self, error: Any) -> None:
+        """STARTTLS refused the server's certificate (slixmpp then leaves it to us)."""
+        self.result["error"] = f"ssl_invalid_chain: {error}"
         self.finished.set()
 
     def attempt_failed(self, data: Any) -> None:
