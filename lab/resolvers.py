@@ -134,7 +134,11 @@ def _resolved_binary(root: Path) -> Path | None:
 
 def _free_id(path: str, start: int = 900) -> int:
     """An id of ``path`` (passwd or group) no entry uses, from ``start`` up."""
-    taken = {int(line.split(":")[2]) for line in Path(path).read_text().splitlines() if line}
+    taken = set()
+    for line in Path(path).read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            taken.add(int(fields[2]))
     return next(i for i in range(start, 60000) if i not in taken)
 
 
