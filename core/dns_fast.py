@@ -56,6 +56,7 @@ _OPT_DO: Final = _OPT + b"\x00\x00\x80\x00\x00\x00"
 # Reply counts (after the 1 question): one answer / one authority record, OPT or not.
 _ANSWER_COUNTS: Final = (b"\x00\x01\x00\x01\x00\x00\x00\x00", b"\x00\x01\x00\x01\x00\x00\x00\x01")
 _NODATA_COUNTS: Final = (b"\x00\x01\x00\x00\x00\x01\x00\x00", b"\x00\x01\x00\x00\x00\x01\x00\x01")
+_ADDRESS_TYPES: Final = frozenset((TYPE_AAAA, TYPE_ANY))  # answered with the address
 _MAX_NAME: Final = 254  # wire bytes of a question name before its root label
 
 
@@ -72,11 +73,18 @@ class FastPath:
     for sets (it forwards other zones).
     """
 
-    __slots__ = ("_check", "_flags2")
+    __slots__ = ("_check", "_heads")
 
     def __init__(self, policy: ValuePolicy, *, recursion_available: bool = False) -> None:
         self._check = policy.check_value
-        self._flags2 = 0x80 if recursion_available else 0
+        ra = 0x80 if recursion_available else 0
+        # Reply flags and counts, by [kind << 3 | has_opt << 2 | CD << 1 | RD]: the
+        # flags echo RD and CD, set QR and AA (and RA when forwarding).
+        self._heads = tuple(
+            bytes((0x84 | (index & 1), ra | ((index & 2) << 3)))
+            + (_NODATA_COUNTS if index >> 3 else _ANSWER_COUNTS)[(index >> 2) & 1]
+            for index in range(16)
+        )
 
     def answer(self, packet: bytes) -> tuple[bytes, int] | None:
         """(the reply, its query type) for a query of the common shape; else None.
@@ -93,20 +101,26 @@ class FastPath:
         if arcount > 1:
             return None
         # The question name: find where its last three labels start.
-        pos = 12
-        third = second = last = 0
-        while True:
-            length = packet[pos]
-            if length == 0:
-                break
-            if length & 0xC0:
+        length = packet[12]
+        second = 13 + length
+        if 0 < length < 64 and packet[second : second + 8].lower() == _APEX_WIRE:
+            third = 12  # <label>.v6.alt, the usual name
+            pos = second + 7
+        else:
+            pos = 12
+            third = second = last = 0
+            while True:
+                length = packet[pos]
+                if length == 0:
+                    break
+                if length & 0xC0:
+                    return None
+                third, second, last = second, last, pos
+                pos += 1 + length
+                if pos - 12 > _MAX_NAME or pos >= end:
+                    return None
+            if not third or packet[second : pos + 1].lower() != _APEX_WIRE:
                 return None
-            third, second, last = second, last, pos
-            pos += 1 + length
-            if pos - 12 > _MAX_NAME or pos >= end:
-                return None
-        if not third or packet[second : pos + 1].lower() != _APEX_WIRE:
-            return None
         qend = pos + 5
         if qend > end or packet[qend - 2 : qend] != _CLASS_IN:
             return None
@@ -140,25 +154,10 @@ class FastPath:
         value = lenient_label_value(packet[third + 1 : second])
         if value is None or not self._check(value)[0]:
             return None  # NXDOMAIN, logged: the general path's
-        flags = bytes((0x84 | (packet[2] & 0x01), self._flags2 | (packet[3] & 0x10)))
-        has_opt = 1 if arcount else 0
-        if qtype in (TYPE_AAAA, TYPE_ANY):
-            return (
-                packet[:2]
-                + flags
-                + _ANSWER_COUNTS[has_opt]
-                + packet[12:qend]
-                + _AAAA_HEAD
-                + value.to_bytes(16, "big")
-                + opt,
-                qtype,
-            )
-        return (
-            packet[:2]
-            + flags
-            + _NODATA_COUNTS[has_opt]
-            + packet[12:qend]
-            + soa_record(second)
-            + opt,
-            qtype,
-        )
+        index = (packet[2] & 0x01) | ((packet[3] & 0x10) >> 3) | (arcount << 2)
+        if qtype in _ADDRESS_TYPES:
+            rdata = _AAAA_HEAD + value.to_bytes(16, "big")
+        else:
+            index |= 8
+            rdata = soa_record(second)
+        return b"".join((packet[:2], self._heads[index], packet[12:qend], rdata, opt)), qtype

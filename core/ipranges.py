@@ -4,7 +4,8 @@ The policy runs for every federation request and every DNS answer, so
 membership is not tested with ``address in network`` over a list. Instead a
 :class:`PrefixTable` keeps one dict per prefix length, keyed by the network's
 leading bits; a lookup costs one shift and one dict probe per distinct prefix
-length, most specific first, so the first hit is the longest match.
+length that has a network in the address's first byte, most specific first,
+so the first hit is the longest match.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class PrefixTable(Generic[V]):
     caller add defaults first and explicit user entries after them.
     """
 
-    __slots__ = ("_levels",)
+    __slots__ = ("_by_top", "_levels")
 
     def __init__(self, entries: Iterable[tuple[IPv6Network, V]] = ()) -> None:
         by_length: dict[int, dict[int, V]] = {}
@@ -49,10 +50,24 @@ class PrefixTable(Generic[V]):
             by_length.setdefault(shift, {})[int(network.network_address) >> shift] = value
         # Smallest shift = longest prefix, so the first hit is the most specific.
         self._levels: tuple[tuple[int, dict[int, V]], ...] = tuple(sorted(by_length.items()))
+        # The levels with a network in each first byte of the address space: a lookup
+        # probes only those (most addresses lie where few special ranges do).
+        tops: dict[int, list[tuple[int, dict[int, V]]]] = {top: [] for top in range(256)}
+        for shift, table in self._levels:
+            touched: set[int] = set()
+            for key in table:
+                first = (key << shift) >> 120
+                last = ((key << shift) | ((1 << shift) - 1)) >> 120
+                touched.update(range(first, last + 1))
+            for top in sorted(touched):
+                tops[top].append((shift, table))
+        self._by_top: dict[int, tuple[tuple[int, dict[int, V]], ...]] = {
+            top: tuple(levels) for top, levels in tops.items()
+        }
 
     def lookup(self, address: int) -> V | None:
         """The value of the most specific network containing ``address``."""
-        for shift, table in self._levels:
+        for shift, table in self._by_top.get(address >> 120, self._levels):
             hit = table.get(address >> shift)
             if hit is not None:
                 return hit
