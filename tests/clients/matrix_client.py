@@ -1,13 +1,16 @@
 """A Matrix user on matrix-nio, run inside a test host; prints one JSON object.
 
-Usage: python matrix_client.py HOMESERVER_URL USER PASSWORD [--cafile FILE] [--discover]
-    [--message TEXT]
+Usage: python matrix_client.py HOMESERVER_URL USER PASSWORD [--cafile FILE | --pin SHA256]
+    [--discover] [--message TEXT]
 
 ``--discover``: first fetch HOMESERVER_URL's ``/.well-known/matrix/client`` and
 use the ``base_url`` it names. ``--cafile``: trust that certificate (the
-server's self-signed one), as docs/clients.md says; without it the system's
-CA store. Logs in, creates a room, sends ``--message`` and reads it back with
-a sync. Any failure is printed as ``{"error": ...}``; exit status 0 either way.
+server's self-signed one), as docs/clients.md says; ``--pin``: accept only
+the certificate with that SHA-256 (hex, colons allowed: what ``v6alt check``
+and ``openssl x509 -fingerprint -sha256`` print), aiohttp's ``Fingerprint``;
+with neither, the system's CA store. Logs in, creates a room, sends
+``--message`` and reads it back with a sync. Any failure is printed as
+``{"error": ...}``; exit status 0 either way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import ssl
 from typing import Any
 
+import aiohttp
 from nio import (  # type: ignore[import-not-found, unused-ignore]
     AsyncClient,
     AsyncClientConfig,
@@ -33,12 +37,16 @@ from nio import (  # type: ignore[import-not-found, unused-ignore]
 CONFIG = AsyncClientConfig(max_timeouts=0, request_timeout=30)
 
 
-def client(url: str, user: str, context: ssl.SSLContext | None) -> Any:
+def client(url: str, user: str, context: ssl.SSLContext | aiohttp.Fingerprint | None) -> Any:
     return AsyncClient(url, user, config=CONFIG, ssl=context)
 
 
 async def session(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    context: ssl.SSLContext | aiohttp.Fingerprint | None = None
+    if args.cafile:
+        context = ssl.create_default_context(cafile=args.cafile)
+    elif args.pin:
+        context = aiohttp.Fingerprint(bytes.fromhex(args.pin.replace(":", "")))
     homeserver = args.homeserver
     if args.discover:
         probe = client(homeserver, "", context)
@@ -86,6 +94,7 @@ def main() -> None:
     parser.add_argument("user")
     parser.add_argument("password")
     parser.add_argument("--cafile")
+    parser.add_argument("--pin")
     parser.add_argument("--discover", action="store_true")
     parser.add_argument("--message", default="hello over the mesh")
     args = parser.parse_args()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 from .conftest import PASSWORD, SERVER_ADDRESS, World
 
@@ -58,3 +60,28 @@ def test_well_known_by_name_with_curl_and_the_certificate(world: World) -> None:
     # Without the certificate curl refuses, as the doc says.
     refused = client.run("curl", "-sS", f"https://{world.name}/.well-known/matrix/client")
     assert refused.returncode == 60, refused.stderr  # 60: peer certificate cannot be authenticated
+
+
+def test_nio_pins_the_certificate_by_the_sha256_v6alt_check_prints(world: World) -> None:
+    """The pin recipe: ``v6alt check matrix <name>`` shows the certificate's SHA-256
+    (port 8448; the 443 listener has the same certificate), nio takes it as an
+    aiohttp ``Fingerprint``; another fingerprint is refused."""
+    client = world.clients["dnsmasq"]
+    check = client.run(sys.executable, "-m", "v6alt", "check", "matrix", world.name, "--json",
+                       timeout=120)  # fmt: skip
+    summaries = [c["summary"] for c in json.loads(check.stdout)["checks"]
+                 if c["id"] == "tls.certificate"]  # fmt: skip
+    assert len(summaries) == 1, check.stdout
+    match = re.match(r"SHA-256 ((?:[0-9A-F]{2}:){31}[0-9A-F]{2}),", summaries[0])
+    assert match, summaries
+    pin = match.group(1)
+    user = f"@alice:{world.name}"
+    message = "hello with a pinned certificate"
+    result = client.script("matrix_client.py", f"https://{world.name}", user, PASSWORD,
+                           "--pin", pin, "--message", message)  # fmt: skip
+    assert "error" not in result, result
+    assert message in result["read"]
+    wrong = ("00" if not pin.startswith("00") else "11") + pin[2:]
+    refused = client.script("matrix_client.py", f"https://{world.name}", user, PASSWORD,
+                            "--pin", wrong)  # fmt: skip
+    assert "ServerFingerprintMismatch" in refused.get("error", ""), refused
