@@ -36,6 +36,7 @@ local st = import "util.stanza";
 -- Every write into Prosody's own data (session fields, queues) is there.
 local internals = module:require("v6alt_internals");
 local recovery = module:require("v6alt_s2s_recovery");
+local probe_scheduler = module:require("v6alt_probe_scheduler");
 
 local lookup_url = module:get_option_string("v6alt_lookup_url", "http://[::1]:5380"):gsub("/+$", "");
 local lookup_timeout = module:get_option_number("v6alt_lookup_timeout", 2, 0.1);
@@ -56,6 +57,7 @@ local http_client = http.new({ suppress_errors = true });
 local LOOKUP_ENDPOINTS = { ["/v1/resolve"] = "resolve"; ["/v1/peer"] = "peer"; ["/v1/pin"] = "pin"; ["/v1/health"] = "health" };
 local TRUST_KINDS = { "address_bound", "pinned", "any_certificate", "ca", "no_tls", "refused" };
 local STANZA_EVENTS = { "held", "resent", "duplicate_dropped", "bounced" };
+local PROBE_OUTCOMES = { "connected", "refused", "failed", "timeout" };
 
 local function rule_label(answer)
 	local rule = type(answer) == "table" and answer.rule_id;
@@ -94,10 +96,14 @@ local function new_metrics()
 	local stanzas = module:metric("counter", "stanzas", "",
 		"Stanzas of the stall recovery: held while a peer was stalled, resent after it "
 		.. "came back, dropped as a duplicate of a resent one, bounced", { "event" });
+	local probes = module:metric("counter", "probes", "",
+		"TCP probes of v6.alt peers whose stream is stalled or unanswered, by outcome: "
+		.. "connected, refused, failed, timeout", { "outcome" });
 
 	-- Children made now export a zero, so rates and alerts work from the start.
 	for _, kind in ipairs(TRUST_KINDS) do trust:with_labels(kind):add(0); end
 	for _, event in ipairs(STANZA_EVENTS) do stanzas:with_labels(event):add(0); end
+	for _, outcome in ipairs(PROBE_OUTCOMES) do probes:with_labels(outcome):add(0); end
 	stalled:with_labels():add(0);
 	recovered:with_labels():add(0);
 
@@ -124,10 +130,26 @@ local function new_metrics()
 		if count > 0 then stanzas:with_labels(event):add(count); end
 	end
 
+	function metrics.probe(outcome)
+		probes:with_labels(outcome):add(1);
+	end
+
 	return metrics;
 end
 
 local metrics = new_metrics();
+
+-- One probe scheduler for the whole server (docs/prosody.md, "Link cuts
+-- and stalled streams"): every host's waiting peers share its rate bound.
+local number_option = probe_scheduler.number_option;
+local probe_interval = number_option(module, "v6alt_s2s_probe_interval", 2, 0.1, 3600);
+local scheduler = probe_scheduler.new({
+	rate = number_option(module, "v6alt_s2s_probe_rate", 300, 1, 100000);
+	interval = probe_interval;
+	timeout = number_option(module, "v6alt_s2s_probe_timeout", 2 * probe_interval, 0.1, 3600);
+	counted = metrics.probe;
+});
+local probe_after = number_option(module, "v6alt_s2s_probe_after", 2, 0.1, 3600);
 
 local function is_v6alt(domain)
 	return type(domain) == "string" and domain:lower():sub(-7) == ".v6.alt";
@@ -203,6 +225,7 @@ function v6alt_resolver:next(cb)
 	lookup("/v1/resolve", { name = name }):next(function (answer)
 		if not (answer.is_v6alt and answer.allowed and answer.address) then
 			self.last_error = "v6.alt policy: " .. tostring(answer.rule);
+			session.v6alt_lookup_failed = true;
 			session.log("warn", "Not dialling %s: %s", name, tostring(answer.rule));
 			return cb(nil);
 		end
@@ -223,6 +246,7 @@ function v6alt_resolver:next(cb)
 		self.target:next(cb);
 	end, function (err)
 		self.last_error = describe_failure(err, "the outgoing connection to " .. name);
+		session.v6alt_lookup_failed = true;
 		cb(nil);
 	end);
 end
@@ -376,6 +400,8 @@ end, 510);
 function module.add_host(module)
 	recovery.watch_host(module, {
 		metrics = metrics;
+		scheduler = scheduler;
+		probe_after = probe_after;
 		is_v6alt = is_v6alt;
 		resolve = function (name) return lookup("/v1/resolve", { name = name }); end;
 	});

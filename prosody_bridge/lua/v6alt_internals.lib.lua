@@ -8,6 +8,10 @@
 -- Prosody never reads; events' own fields (event.resolver of
 -- s2sout-pre-connect) are hook API and stay where they are used.
 
+local import = module:require("v6alt_compat");
+
+local s2s_destroy_session = import "core.s2smanager".destroy_session;
+
 local internals = {};
 
 -- session.secure: mod_tls sets it once TLS is up, and offers or starts
@@ -75,6 +79,43 @@ end
 -- acts on the session again.
 function internals.is_destroyed(session)
 	return session.destroyed == true;
+end
+
+-- session.type and session.conn of an outgoing session: "s2sout_unauthed"
+-- until it is authenticated; conn is set (mod_s2s's onattach, through
+-- net.connect) only once the TCP connection is made (13.0.1, 0.12.3).
+-- Connecting: no TCP connection yet (a SYN may be in the kernel's backoff).
+function internals.is_connecting(session)
+	return session.type == "s2sout_unauthed" and session.conn == nil;
+end
+
+-- Negotiating: connected, the stream not yet authenticated (TLS, SASL).
+function internals.is_negotiating(session)
+	return session.type == "s2sout_unauthed" and session.conn ~= nil;
+end
+
+-- s2smanager's destroy_session (13.0.1, 0.12.3): removes the session from
+-- hosts[from].s2sout, bounces its sendq and retires it. For a session still
+-- connecting, whose close() does nothing without a connection. A TCP
+-- connection made for it later gets a retired session, which opens no
+-- stream: the peer closes it after its own timeout.
+function internals.destroy_session(session, reason)
+	return s2s_destroy_session(session, reason);
+end
+
+-- session.bounce_sendq: mod_s2s sets it on every new outgoing session before
+-- s2sout-created (13.0.1, 0.12.3); destroy_session calls it with the reason
+-- the session ended, to answer every queued stanza with an error.
+-- Wrapped: when hold(reason) is true the queue is dropped instead.
+function internals.on_connect_failure(session, hold)
+	local bounce = session.bounce_sendq;
+	session.bounce_sendq = function (s, reason)
+		if hold(reason) then
+			s.sendq = nil;
+			return;
+		end
+		if bounce then return bounce(s, reason); end
+	end;
 end
 
 return internals;

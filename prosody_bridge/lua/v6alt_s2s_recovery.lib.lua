@@ -4,14 +4,22 @@
 -- kernel retransmits at doubling intervals (up to two minutes apart), so
 -- after the link returns the stanzas written during the cut wait for the
 -- next retransmission, and if the kernel gives up first they are lost
--- (Prosody has no stream resumption on s2s). Here, per (local host, v6.alt
+-- (Prosody has no stream resumption on s2s). When the peer's server is
+-- down, Prosody bounces what is sent to it. Here, per (local host, v6.alt
 -- peer):
 --
 --  * every stanza routed to the peer is kept until a ping sent after it
 --    (a barrier) is answered: the stream is ordered, so an answer confirms
 --    everything before it;
---  * no answer within the stall timeout: the stream is closed, new stanzas
---    are held, and the peer's port is probed with a bare TCP connect;
+--  * a barrier unanswered for the probe delay: the peer's port is probed
+--    with a bare TCP connect (v6alt_probe_scheduler: shared, rate-bounded);
+--    one that connects while the barrier is still unanswered means the
+--    route works but the stream is stuck (a short cut, in the kernel's
+--    retransmission backoff): the stream is replaced at once;
+--  * no answer within the stall timeout, or a connection attempt that
+--    fails before the peer ever answered (refused, unreachable, timed out):
+--    the peer is stalled: the stream is closed, new stanzas are held, the
+--    probes go on;
 --  * the first probe that connects: the unconfirmed stanzas are resent,
 --    marked, then the held ones, over a fresh connection;
 --  * the receiving side drops a stanza it has already seen from the same
@@ -24,16 +32,15 @@
 --
 -- Every timer is a module's (module:add_timer, Prosody 13.0.1 and 0.12.3),
 -- never util.timer's directly, so it stops when its module is unloaded or
--- reloaded; a callback that returns a number runs again after that many
--- seconds, as with util.timer.
+-- reloaded.
 
 local import = module:require("v6alt_compat");
 
 local cache = import "util.cache";
 local jid_host = import "util.jid".host;
 local new_id = import "util.id".short;
-local server = import "net.server";
 local st = import "util.stanza";
+local time_now = import "util.time".now;
 
 local internals = module:require("v6alt_internals");
 
@@ -41,10 +48,14 @@ local RESENT_NS = "urn:v6alt:resent:0";
 local PING_NS = "urn:xmpp:ping";
 local BARRIER_DELAY = 0.05; -- lets a burst of stanzas share one barrier
 local DEDUP_ENTRIES = 10000;
+local TARGET_TTL = 60; -- seconds a stalled peer's looked-up address is reused by its probes
 -- A stanza resent this often without a confirmation is sent once more and
 -- no longer tracked: the peer takes it but cannot answer (one-way
 -- reachability), and resending on would loop for ever.
 local MAX_RESENDS = 3;
+-- Why a connection attempt failed, when it says the peer is out of reach
+-- (not refused by policy or by a certificate check): its stanzas are held.
+local UNREACHABLE = { "refused", "timeout", "timed out", "unreachable", "no route", "reset" };
 
 local hooked_stanzas = {
 	"message/bare", "message/full", "message/host",
@@ -60,50 +71,34 @@ local function bounce(host_module, stanza, condition, text)
 	host_module:send(st.error_reply(stanza, "wait", condition, text));
 end
 
--- A TCP connect to address:port; done(true) once it connects, done(false)
--- on failure or after `timeout` seconds.
-local function tcp_probe(address, port, timeout, done)
-	local settled = false;
-	local function settle(ok)
-		if settled then return; end
-		settled = true;
-		done(ok);
+local function out_of_reach(reason)
+	if type(reason) == "table" then reason = reason.condition or reason.text; end
+	local text = tostring(reason):lower();
+	for _, word in ipairs(UNREACHABLE) do
+		if text:find(word, 1, true) then return true; end
 	end
-	local listener = {
-		onconnect = function (c) settle(true); c:close(); end;
-		ondisconnect = function () settle(false); end;
-		onincoming = function () end;
-	};
-	local conn, err = server.addclient(address, port, listener, "*a", nil, "tcp6");
-	if not conn then
-		module:log("debug", "v6alt probe of [%s]:%d not started: %s", address, port, tostring(err));
-		return settle(false);
-	end
-	module:add_timer(timeout, function ()
-		if settled then return; end
-		settle(false);
-		conn:close();
-	end);
+	return false;
 end
 
 -- Wires the recovery into one host. `options`: is_v6alt(domain) -> bool,
--- resolve(domain) -> promise of the lookup service's /v1/resolve answer, and
--- metrics (mod_v6alt's counters) to count stalls, recoveries and stanzas.
+-- resolve(domain) -> promise of the lookup service's /v1/resolve answer,
+-- scheduler (the server's one v6alt_probe_scheduler) and metrics
+-- (mod_v6alt's counters) to count stalls, recoveries and stanzas.
 local function watch_host(host_module, options)
 	local stall_timeout = host_module:get_option_number("v6alt_s2s_stall_timeout", 15, 0);
 	if stall_timeout == 0 then
 		host_module:log("debug", "Stalled s2s recovery is off (v6alt_s2s_stall_timeout = 0)");
 		return;
 	end
-	local probe_interval = host_module:get_option_number("v6alt_s2s_probe_interval", 2, 0.5);
-	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 300, 1);
+	local probe_after = options.probe_after;
+	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 900, 1);
 	local hold_max = host_module:get_option_number("v6alt_s2s_hold_max", 1000, 1);
 	local is_v6alt, resolve = options.is_v6alt, options.resolve;
-	local metrics = options.metrics;
+	local metrics, scheduler = options.metrics, options.scheduler;
 
 	local peers = {}; -- to_host -> state
 	local barriers = setmetatable({}, { __mode = "k" }); -- our own pings: not tracked
-	local send_barrier; -- forward declaration: barriers and confirmations call each other
+	local send_barrier, start_probing; -- forward declarations: they call each other
 
 	local function peer_of(from_host, to_host)
 		local peer = peers[to_host];
@@ -116,6 +111,7 @@ local function watch_host(host_module, options)
 
 	local function forget_if_idle(peer)
 		if #peer.unconfirmed == 0 and #peer.held == 0 and not peer.barrier and not peer.stalled then
+			scheduler:remove(peer);
 			peers[peer.to_host] = nil;
 		end
 	end
@@ -127,12 +123,14 @@ local function watch_host(host_module, options)
 		end
 		peer.unconfirmed = kept;
 		peer.barrier = nil;
+		if not peer.stalled then scheduler:remove(peer); end
 		if #kept > 0 then send_barrier(peer); else forget_if_idle(peer); end
 	end
 
 	local function release(peer)
 		local resend, held = peer.unconfirmed, peer.held;
 		peer.unconfirmed, peer.held, peer.stalled, peer.barrier = {}, {}, nil, nil;
+		scheduler:remove(peer);
 		metrics.recovered();
 		metrics.stanzas("resent", #resend);
 		for _, entry in ipairs(resend) do
@@ -152,52 +150,100 @@ local function watch_host(host_module, options)
 		local text = "v6.alt peer " .. peer.to_host .. " unreachable: " .. reason;
 		local entries, held = peer.unconfirmed, peer.held;
 		peer.unconfirmed, peer.held, peer.stalled, peer.barrier = {}, {}, nil, nil;
+		scheduler:remove(peer);
 		metrics.stanzas("bounced", lost);
 		for _, entry in ipairs(entries) do bounce(host_module, entry.stanza, "remote-server-timeout", text); end
 		for _, stanza in ipairs(held) do bounce(host_module, stanza, "remote-server-timeout", text); end
 		forget_if_idle(peer);
 	end
 
-	-- `stall` is the peer's current stall (a table): a probe loop started
-	-- for an earlier one ends by itself.
-	local function probe(peer, stall)
-		if peer.stalled ~= stall then return; end
-		local held_for = now() - peer.stalled_at;
-		if held_for > hold_time then
-			return give_up(peer, ("no answer for %ds (v6alt_s2s_hold_time)"):format(held_for));
+	-- Closes the peer's stream (a connection still being made is dropped)
+	-- and holds what is sent from now on; the probes go on.
+	local function stall(peer, why)
+		local first = not peer.stalled;
+		peer.stalled, peer.barrier = true, nil;
+		if first then
+			peer.stalled_at = now();
+			host_module:log("warn", "s2s to %s: %s; closing the stream, holding %d unconfirmed stanza(s), probing every %gs",
+				peer.to_host, why, #peer.unconfirmed, scheduler:period());
+			metrics.stalled();
 		end
-		resolve(peer.to_host):next(function (answer)
-			if not (answer.allowed and answer.address) then
-				return give_up(peer, "v6.alt policy: " .. tostring(answer.rule));
-			end
-			local port = tonumber(answer.port) or 5269;
-			tcp_probe(answer.address, port, probe_interval * 2, function (ok)
-				if not ok or peer.stalled ~= stall then return; end
-				host_module:log("info", "s2s to %s: [%s]:%d answers again after %ds; resending %d unconfirmed and %d held stanza(s)",
-					peer.to_host, answer.address, port, now() - peer.stalled_at, #peer.unconfirmed, #peer.held);
-				release(peer);
-			end);
-		end, function (err)
-			host_module:log("debug", "s2s to %s: probe skipped, lookup failed: %s", peer.to_host,
-				type(err) == "table" and tostring(err.reason) or tostring(err));
-		end);
-		return probe_interval; -- a timer callback that returns a delay runs again
-	end
-
-	local function stall(peer)
-		local this_stall = {};
-		peer.stalled, peer.stalled_at, peer.barrier = this_stall, now(), nil;
-		host_module:log("warn", "s2s to %s: no answer to a ping for %gs; closing the stream, holding %d unconfirmed stanza(s), probing every %gs",
-			peer.to_host, stall_timeout, #peer.unconfirmed, probe_interval);
-		metrics.stalled();
 		local session = internals.outgoing_session(peer.from_host, peer.to_host);
 		if session then
 			-- Every stanza in it is in peer.unconfirmed: resent later, not bounced now.
 			internals.drop_send_queue(session);
 			session.v6alt_stalled = true;
-			session:close({ condition = "connection-timeout"; text = "no answer to pings" }, nil, "stalled");
+			if internals.is_connecting(session) then
+				internals.destroy_session(session, "v6.alt peer stalled: " .. why);
+			else
+				session:close({ condition = "connection-timeout"; text = why }, nil, "stalled");
+			end
 		end
-		host_module:add_timer(0, function () return probe(peer, this_stall); end);
+		start_probing(peer, 0);
+	end
+
+	-- A stream whose barrier has gone unanswered for the probe delay, not
+	-- one still negotiating (its own timeouts apply).
+	local function suspect(peer)
+		local barrier = peer.barrier;
+		if not (barrier and barrier.sent_at) or time_now() - barrier.sent_at < probe_after then return false; end
+		local session = internals.outgoing_session(peer.from_host, peer.to_host);
+		return not (session and internals.is_negotiating(session));
+	end
+
+	local function refresh_target(peer)
+		if peer.resolving then return; end
+		peer.resolving = true;
+		resolve(peer.to_host):next(function (answer)
+			peer.resolving = nil;
+			if not (answer.allowed and answer.address) then
+				if peer.stalled then give_up(peer, "v6.alt policy: " .. tostring(answer.rule)); end
+				return;
+			end
+			peer.target = { address = answer.address; port = tonumber(answer.port) or 5269; at = now() };
+		end, function (err)
+			peer.resolving = nil;
+			host_module:log("debug", "s2s to %s: probe skipped, lookup failed: %s", peer.to_host,
+				type(err) == "table" and tostring(err.reason) or tostring(err));
+		end);
+	end
+
+	local function probe_target(peer)
+		if peer.stalled then
+			local held_for = now() - peer.stalled_at;
+			if held_for > hold_time then
+				give_up(peer, ("no answer for %ds (v6alt_s2s_hold_time)"):format(held_for));
+				return nil;
+			end
+		elseif not suspect(peer) then
+			return nil;
+		end
+		local target = peer.target;
+		if not target or now() - target.at > TARGET_TTL then refresh_target(peer); end
+		if target then return target.address, target.port; end
+	end
+
+	local function probe_result(peer, outcome)
+		if outcome ~= "connected" then return; end
+		local target = peer.target;
+		if peer.stalled then
+			host_module:log("info", "s2s to %s: [%s]:%d answers again after %ds; resending %d unconfirmed and %d held stanza(s)",
+				peer.to_host, target.address, target.port, now() - peer.stalled_at, #peer.unconfirmed, #peer.held);
+		elseif suspect(peer) then
+			host_module:log("info", "s2s to %s: a ping unanswered for %.1fs, but [%s]:%d answers; replacing the stream, resending %d unconfirmed stanza(s)",
+				peer.to_host, time_now() - peer.barrier.sent_at, target.address, target.port, #peer.unconfirmed);
+			stall(peer, "stream stuck while the peer answers");
+		else
+			return;
+		end
+		release(peer);
+	end
+
+	function start_probing(peer, delay)
+		scheduler:add(peer, {
+			target = function () return probe_target(peer); end;
+			result = function (outcome) return probe_result(peer, outcome); end;
+		}, delay);
 	end
 
 	function send_barrier(peer)
@@ -206,17 +252,18 @@ local function watch_host(host_module, options)
 		peer.barrier = barrier;
 		host_module:add_timer(BARRIER_DELAY, function ()
 			if peer.barrier ~= barrier then return; end
-			barrier.covers = peer.seq;
+			barrier.covers, barrier.sent_at = peer.seq, time_now();
 			local ping = st.iq({ type = "get"; from = peer.from_host; to = peer.to_host; id = "v6alt-" .. new_id() })
 				:tag("ping", { xmlns = PING_NS }):up();
 			barriers[ping] = true;
+			start_probing(peer, probe_after);
 			host_module:send_iq(ping, nil, stall_timeout):next(function ()
 				if peer.barrier == barrier then confirm(peer, barrier.covers); end
 			end, function (err)
 				if peer.barrier ~= barrier then return; end
 				local answered_by = type(err) == "table" and err.context and err.context.origin;
 				if err and err.condition == "remote-server-timeout" and not answered_by then
-					return stall(peer);
+					return stall(peer, ("no answer to a ping for %gs"):format(stall_timeout));
 				end
 				-- Any answer, even an error, passed through the peer's stream
 				-- after our stanzas; a local bounce means Prosody bounced them too.
@@ -224,6 +271,24 @@ local function watch_host(host_module, options)
 			end);
 		end);
 	end
+
+	-- A connection attempt to the peer that fails before the peer ever
+	-- opened a stream, for want of reaching it (not a policy or lookup
+	-- refusal, which bounce as before): its queue is held, not bounced.
+	host_module:hook("s2sout-created", function (event)
+		local session = event.session;
+		if not is_v6alt(session.to_host) then return; end
+		internals.on_connect_failure(session, function (reason)
+			local peer = peers[session.to_host];
+			if not peer or session.v6alt_stalled or session.had_stream or session.v6alt_lookup_failed
+				or not out_of_reach(reason) then
+				return false;
+			end
+			if #peer.unconfirmed == 0 and #peer.held == 0 then return false; end
+			stall(peer, "connection failed: " .. tostring(type(reason) == "table" and reason.text or reason));
+			return true;
+		end);
+	end);
 
 	host_module:hook("route/remote", function (event)
 		local stanza, to_host = event.stanza, event.to_host;

@@ -277,6 +277,21 @@ class ProsodyServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def restart(self) -> None:
+        """Start the stopped server again, same config and data; wait until it serves s2s."""
+        offset = len(self.log_text())
+        with (self.node.run_dir / "prosody.out").open("a") as output:
+            self.process = self.node.popen(
+                [*self._as_prosody(self.release.prosody), "-F"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: "Activated service 's2s'" in self.log_text()[offset:],
+            STARTUP_SECONDS,
+            f"prosody for {self.domain} to start again",
+        )
+
     def terminate(self) -> None:
         """Ask the server to stop (SIGTERM) without waiting."""
         if self.process is not None and self.process.poll() is None:
