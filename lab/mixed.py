@@ -2,7 +2,7 @@
 
 What docs/mixed.md's recipes need around the servers themselves:
 
-- a DNS zone (``example.test``) served by Debian's unbound inside a host's
+- a DNS zone (``mixed.example``) served by Debian's unbound inside a host's
   namespace on ``[::1]:53``, from local data only (AAAA and SRV records;
   every other name is NXDOMAIN at once, no query leaves the host), and
   optionally ``.v6.alt`` forwarded to the host's sidecar as docs/dns.md
@@ -15,8 +15,8 @@ What docs/mixed.md's recipes need around the servers themselves:
 
 ::
 
-    zone = ZoneRecords().aaaa("hs.example.test", address).srv(
-        "_matrix-fed._tcp", "example.test", "fiabbgadu-e.v6.alt", 8448)
+    zone = ZoneRecords().aaaa("hs.mixed.example", address).srv(
+        "_matrix-fed._tcp", "mixed.example", "fiabbgadu-e.v6.alt", 8448)
     start_zone_unbound(host, directory, zone, v6alt_forward=5353)
 """
 
@@ -44,8 +44,9 @@ __all__ = [
     "zone_unbound_config",
 ]
 
-#: The test zone (``.test`` is reserved for testing, RFC 2606).
-ZONE: Final = "example.test"
+#: The test zone, under the reserved ``.example`` (RFC 2606). Not ``.test``: libunbound
+#: (Prosody's resolver) answers every ``.test`` name NXDOMAIN itself, a default local zone.
+ZONE: Final = "mixed.example"
 STARTUP_TIMEOUT: Final = 20.0
 
 

@@ -397,6 +397,32 @@ module:hook("s2s-check-certificate", function (event)
 	return true;
 end, 510);
 
+-- A DNS-named peer (docs/mixed.md): below mod_s2s_auth_certs (509), which
+-- has judged the certificate by then, and above mod_s2s's policy (-1). A
+-- certificate that passed keeps Prosody's verdict; one that did not is
+-- accepted only from an address inside a secure range with
+-- trust_any_certificate: true. Anything else (no such range, the lookup
+-- service down or refusing) leaves Prosody's own checks to decide.
+module:hook("s2s-check-certificate", function (event)
+	local session, host = event.session, event.host;
+	if is_v6alt(host) or type(host) ~= "string" then return; end
+	if session.cert_chain_status == "valid" and session.cert_identity_status == "valid" then return; end
+	local ip = session.ip or (session.conn and session.conn:ip());
+	if not ip or not async.ready() then return; end
+	local answer, err = async.wait_for(lookup("/v1/peer", { name = host; address = ip }));
+	if internals.is_destroyed(session) then return false; end
+	if not answer then
+		session.log("info", "No secure-range answer for %s at [%s] (%s): Prosody's certificate checks apply",
+			host, ip, type(err) == "table" and tostring(err.reason) or tostring(err));
+		return;
+	end
+	if answer.allowed ~= true or answer.trust ~= "any" then return; end
+	metrics.trust("any_certificate");
+	internals.trust_certificate(session);
+	session.log("info", "Trusting %s at [%s] (any): %s", host, ip, tostring(answer.rule));
+	return true;
+end, 100);
+
 function module.add_host(module)
 	recovery.watch_host(module, {
 		metrics = metrics;

@@ -32,7 +32,7 @@ def yaml_block(name: str, **values: object) -> dict[str, object]:
 def zone(name: str, **values: object) -> ZoneRecords:
     """The ``local-data`` records of an unbound block (its ``local-zone`` is the lab's)."""
     text = block(name, **values)
-    assert 'local-zone: "example.test." static' in text
+    assert 'local-zone: "mixed.example." static' in text
     return ZoneRecords(re.findall(r'^local-data: "([^"]+)"$', text, re.M))
 
 

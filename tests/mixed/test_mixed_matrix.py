@@ -10,14 +10,14 @@ throw-away CA stands in for a public one: every homeserver trusts it
 
 - P: a v6.alt-named homeserver with the module and the documented
   ``mixed-trust-range`` (any certificate from ``200::/7``);
-- D ``hs.example.test``: a CA certificate, AAAA to its address;
-- R ``mesh.example.test``: self-signed, AAAA into P's range;
-- S ``srv.example.test``: a CA certificate, SRV to its v6.alt name;
-- W1 ``wk.example.test``: self-signed, ``.well-known`` to its v6.alt name;
-- W2 ``wr.example.test``: self-signed, ``.well-known`` behind a 301 and a
+- D ``hs.mixed.example``: a CA certificate, AAAA to its address;
+- R ``mesh.mixed.example``: self-signed, AAAA into P's range;
+- S ``srv.mixed.example``: a CA certificate, SRV to its v6.alt name;
+- W1 ``wk.mixed.example``: self-signed, ``.well-known`` to its v6.alt name;
+- W2 ``wr.mixed.example``: self-signed, ``.well-known`` behind a 301 and a
   308, to its v6.alt name with an explicit port;
-- Q ``stock.example.test``: stock Synapse, no module, on a host whose resolver
-  answers v6.alt names; Q0 ``stock0.example.test`` the same without that.
+- Q ``stock.mixed.example``: stock Synapse, no module, on a host whose resolver
+  answers v6.alt names; Q0 ``stock0.mixed.example`` the same without that.
 """
 
 from __future__ import annotations
@@ -129,9 +129,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         # Test-only names: the stock peer, and an SRV record whose target presents
         # a CA certificate for another name (Q's).
-        records.aaaa("stock.example.test", address["q"])
-        records.aaaa("stock0.example.test", address["q0"])
-        records.srv("_matrix-fed._tcp", "bad.example.test", encode(address["q"]), 8448)
+        records.aaaa("stock.mixed.example", address["q"])
+        records.aaaa("stock0.mixed.example", address["q0"])
+        records.srv("_matrix-fed._tcp", "bad.mixed.example", encode(address["q"]), 8448)
         _start_sidecar(hosts["q"], root / "q-sidecar")
         for name, host in hosts.items():
             if name != "web":
@@ -140,23 +140,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
         web_dir = root / "web"
         web_dir.mkdir()
-        ca.issue("example.test", web_dir / "tls.key", web_dir / "tls.crt", subdomains=True)
+        ca.issue("mixed.example", web_dir / "tls.key", web_dir / "tls.crt", subdomains=True)
         w1_json = docs.block("mixed-well-known", label=label(address["w1"]))
         # The same document with an explicit port (the recipe's ``[:port]``).
         w2_json = docs.block("mixed-well-known", label=label(address["w2"]))
         assert w2_json.count('.v6.alt"') == 1
         w2_json = w2_json.replace('.v6.alt"', '.v6.alt:8448"')
         routes = {
-            f"wk.example.test{WELL_KNOWN}": {"json": yaml.safe_load(w1_json)},
-            f"wr.example.test{WELL_KNOWN}": {
+            f"wk.mixed.example{WELL_KNOWN}": {"json": yaml.safe_load(w1_json)},
+            f"wr.mixed.example{WELL_KNOWN}": {
                 "status": 301,
-                "location": "https://www.example.test/moved/matrix-server",
+                "location": "https://www.mixed.example/moved/matrix-server",
             },
-            "www.example.test/moved/matrix-server": {
+            "www.mixed.example/moved/matrix-server": {
                 "status": 308,
-                "location": "https://www.example.test/matrix-server.json",
+                "location": "https://www.mixed.example/matrix-server.json",
             },
-            "www.example.test/matrix-server.json": {"json": yaml.safe_load(w2_json)},
+            "www.mixed.example/matrix-server.json": {"json": yaml.safe_load(w2_json)},
         }
         start_well_known(
             hosts["web"], web_dir, address["web"], web_dir / "tls.crt", web_dir / "tls.key", routes
@@ -170,13 +170,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
         servers = {
             "p": hs("p", module_config=p_config, extra=trusts_ca),
-            "d": hs("d", server_name="hs.example.test", ca_dir=ca.directory, extra=trusts_ca),
-            "r": hs("r", server_name="mesh.example.test", extra=trusts_ca),
-            "s": hs("s", server_name="srv.example.test", ca_dir=ca.directory, extra=trusts_ca),
-            "w1": hs("w1", server_name="wk.example.test", extra=trusts_ca),
-            "w2": hs("w2", server_name="wr.example.test", extra=trusts_ca),
-            "q": hs("q", server_name="stock.example.test", ca=LabCa(ca.directory)),
-            "q0": hs("q0", server_name="stock0.example.test", ca=LabCa(ca.directory)),
+            "d": hs("d", server_name="hs.mixed.example", ca_dir=ca.directory, extra=trusts_ca),
+            "r": hs("r", server_name="mesh.mixed.example", extra=trusts_ca),
+            "s": hs("s", server_name="srv.mixed.example", ca_dir=ca.directory, extra=trusts_ca),
+            "w1": hs("w1", server_name="wk.mixed.example", extra=trusts_ca),
+            "w2": hs("w2", server_name="wr.mixed.example", extra=trusts_ca),
+            "q": hs("q", server_name="stock.mixed.example", ca=LabCa(ca.directory)),
+            "q0": hs("q0", server_name="stock0.mixed.example", ca=LabCa(ca.directory)),
         }
         world = World(net, web_dir / "well-known.log", servers)
         try:
@@ -220,14 +220,14 @@ def _accepted_without_ca(p: Homeserver, x: Homeserver, name: str) -> bool:
 def test_dns_name_with_a_ca_certificate(world: World) -> None:
     _messages_both_ways(world, "d")
     # D is outside P's range: its certificate was checked against the CA.
-    assert not _accepted_without_ca(world["p"], world["d"], "hs.example.test")
+    assert not _accepted_without_ca(world["p"], world["d"], "hs.mixed.example")
 
 
 def test_dns_name_in_a_trust_any_range(world: World) -> None:
     _messages_both_ways(world, "r")
     p, r = world["p"], world["r"]
     p.wait_for_log(
-        rf"v6alt: TLS peer {re.escape(str(r.address))} accepted for mesh\.example\.test "
+        rf"v6alt: TLS peer {re.escape(str(r.address))} accepted for mesh\.mixed\.example "
         r"without CA check \(any: secure range 200::/7\)"
     )
 
@@ -235,7 +235,7 @@ def test_dns_name_in_a_trust_any_range(world: World) -> None:
 def test_well_known_delegation(world: World) -> None:
     _messages_both_ways(world, "w1")
     p, w1 = world["p"], world["w1"]
-    assert f"wk.example.test {WELL_KNOWN} 200" in world.web_log.read_text()
+    assert f"wk.mixed.example {WELL_KNOWN} 200" in world.web_log.read_text()
     # P dialled the delegated v6.alt name and judged the peer by its address.
     p.wait_for_log(
         rf"v6alt: TLS peer {re.escape(str(w1.address))} accepted for "
@@ -246,15 +246,18 @@ def test_well_known_delegation(world: World) -> None:
 def test_well_known_behind_redirects(world: World) -> None:
     _messages_both_ways(world, "w2")
     log = world.web_log.read_text()
-    assert f"wr.example.test {WELL_KNOWN} 301" in log
-    assert "www.example.test /moved/matrix-server 308" in log
-    assert "www.example.test /matrix-server.json 200" in log
+    assert f"wr.mixed.example {WELL_KNOWN} 301" in log
+    assert "www.mixed.example /moved/matrix-server 308" in log
+    assert "www.mixed.example /matrix-server.json 200" in log
 
 
 def test_srv_delegation(world: World) -> None:
     _messages_both_ways(world, "s")
-    # The certificate was checked for srv.example.test, by the CA.
-    assert not _accepted_without_ca(world["p"], world["s"], "srv.example.test")
+    p, s = world["p"], world["s"]
+    # The SRV target, a v6.alt name, was dialled at the address it encodes ...
+    p.wait_for_log(rf"Connecting to {re.escape(encode(s.address))}:8448")
+    # ... and the certificate was checked for srv.mixed.example, by the CA.
+    assert not _accepted_without_ca(p, s, "srv.mixed.example")
 
 
 def _profile(world: World, asker: str, user_id: str) -> tuple[int, object]:
@@ -267,10 +270,10 @@ def _profile(world: World, asker: str, user_id: str) -> tuple[int, object]:
 def test_srv_delegation_needs_a_certificate_for_the_name(world: World) -> None:
     p, q = world["p"], world["q"]
     mark, q_mark = p.log_mark(), q.log_mark()
-    status, body = _profile(world, "p", "@user:bad.example.test")
+    status, body = _profile(world, "p", "@user:bad.mixed.example")
     assert status >= 400, body
     p.wait_for_log(
-        r"\[bad\.example\.test\] Request failed: .*VerificationError.*DNSMismatch", start=mark
+        r"\[bad\.mixed\.example\] Request failed: .*VerificationError.*DNSMismatch", start=mark
     )
     assert "query/profile" not in q.log_text()[q_mark:]
 
