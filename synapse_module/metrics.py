@@ -113,13 +113,15 @@ class _Families:
         )
         self.probes = Counter(
             PREFIX + "recovery_probes",
-            "TCP probes of backed-off v6.alt destinations, by result",
+            "TCP probes of unreachable v6.alt destinations (backed off, or a transaction "
+            "in flight), by result",
             (*labels, "result"),
             registry=registry,
         )
         self.peers_back = Counter(
             PREFIX + "recovery_peers_back",
-            "Backed-off v6.alt destinations found reachable, their backoff cleared",
+            "Unreachable v6.alt destinations found reachable again: backoff cleared, or "
+            "a transaction in flight woken",
             labels,
             registry=registry,
         )
@@ -141,8 +143,8 @@ class _Families:
         )
         self.backed_off = Gauge(
             PREFIX + "recovery_backed_off_destinations",
-            "v6.alt destinations Synapse was backing off from at the last probe round "
-            "(at most the probe limit per round)",
+            "v6.alt destinations Synapse was backing off from when the recovery last "
+            "read them (every second)",
             labels,
             registry=registry,
         )
