@@ -251,6 +251,19 @@ def test_well_known_behind_redirects(world: World) -> None:
     assert "www.mixed.example /matrix-server.json 200" in log
 
 
+def test_delegation_followed_with_the_documented_config_alone(world: World) -> None:
+    """D has no secure range: the delegated v6.alt names get IP-bound trust."""
+    d = world["d"]
+    for name in ("w1", "w2"):
+        target = world[name]
+        status, body = _profile(world, "d", target.user_id("user"))
+        assert status == 200, (target.server_name, body)
+        d.wait_for_log(
+            rf"v6alt: TLS peer {re.escape(str(target.address))} accepted for "
+            rf"{re.escape(encode(target.address))} without CA check \(ip_bound: "
+        )
+
+
 def test_srv_delegation(world: World) -> None:
     _messages_both_ways(world, "s")
     p, s = world["p"], world["s"]
