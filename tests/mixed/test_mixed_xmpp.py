@@ -175,6 +175,19 @@ def test_dns_name_in_a_trust_any_range(world: World) -> None:
     assert f"Trusting chat.mixed.example at [{chat}] (any)" in world["pp"].prosody.log_text()
 
 
+def test_self_signed_dns_name_outside_any_range_is_refused(world: World) -> None:
+    """XMPP runs mod_v6alt without a secure range: Prosody's own check refuses CHAT's
+    self-signed certificate (the sidecar was asked and lifted nothing)."""
+    xmpp, chat = world.users["xmpp"], world.users["chat"]
+    xmpp.send(chat.jid, "from xmpp to chat")
+    error = xmpp.wait_error(chat.jid)
+    assert error["text"] == SELF_SIGNED, error
+    assert not chat.received("from xmpp to chat")
+    log = world["xmpp"].prosody.log_text()
+    assert "Trusting chat.mixed.example" not in log
+    assert "Forbidding insecure connection to/from chat.mixed.example" in log
+
+
 def test_srv_delegation(world: World) -> None:
     _both_ways(world, "im")
     log = world["pp"].prosody.log_text()
