@@ -16,9 +16,11 @@ does not), and each server trusts the test CA (``mixed-prosody-ca``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,7 @@ from tests.prosody.servers import (
     DNS_PORT,
     Mesh,
     Node,
+    ProsodyRelease,
     ProsodyServer,
     Sidecar,
     documented_block,
@@ -34,7 +37,7 @@ from tests.prosody.servers import (
 )
 from tests.xmpp_requirements import missing_xmpp_parts
 from v6alt.codec import encode
-from v6alt.lab.mixed import start_zone_unbound
+from v6alt.lab.mixed import ZoneRecords, start_zone_unbound
 from v6alt.lab.xmpp.users import XmppUser
 
 from . import docs
@@ -76,6 +79,7 @@ class Server:
 class World:
     lab: Mesh
     servers: dict[str, Server]
+    records: ZoneRecords
     users: dict[str, XmppUser] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Server:
@@ -142,7 +146,7 @@ def world() -> Iterator[World]:
                 )
                 server.start()
                 servers[name] = Server(node, server, sidecar)
-            world = World(lab, servers)
+            world = World(lab, servers, records)
             world.users = {name: server.user() for name, server in servers.items()}
             yield world
         finally:
@@ -186,6 +190,41 @@ def test_self_signed_dns_name_outside_any_range_is_refused(world: World) -> None
     log = world["xmpp"].prosody.log_text()
     assert "Trusting chat.mixed.example" not in log
     assert "Forbidding insecure connection to/from chat.mixed.example" in log
+
+
+def test_prosody012_peer_trusts_a_dns_name_in_its_range(world: World) -> None:
+    """A Prosody 0.12 peer (docs/prosody.md, "Prosody 0.12": its resolver is the
+    sidecar, which forwards other names to the host's unbound) with the range."""
+    root = os.environ.get("V6ALT_PROSODY012_ROOT")
+    if not root or not (Path(root) / "usr" / "bin" / "prosody").is_file():
+        pytest.skip("set V6ALT_PROSODY012_ROOT to an unpacked prosody 0.12 package")
+    lab = world.lab
+    release = ProsodyRelease.unpacked(Path(root), lab.root, documented_block("prosody-0.12-config"))
+    node = lab.add_node("pp012", f"{MESH}3")
+    node.host.add_route(f"{OUTSIDE}/64")
+    start_zone_unbound(node.host, node.run_dir / "dns", world.records)
+    forwarders = "sidecar:\n  forwarders: ['[::1]:53']\n"
+    sidecar = Sidecar(node, docs.block("mixed-trust-range") + forwarders)
+    sidecar.start()
+    server = ProsodyServer(
+        node, encode(node.address), documented_block("prosody-config"), release=release
+    )
+    users: list[XmppUser] = []
+    try:
+        server.start()
+        users.append(XmppUser(node, server.register("user", PASSWORD), PASSWORD))
+        pp012, chat = users[0], world.users["chat"]
+        pp012.send(chat.jid, "from pp012 to chat")
+        chat.wait_message("from pp012 to chat")
+        chat.send(pp012.jid, "from chat to pp012")
+        pp012.wait_message("from chat to pp012")
+        chat_address = world["chat"].node.address
+        assert f"Trusting chat.mixed.example at [{chat_address}] (any)" in server.log_text()
+    finally:
+        for user in users:
+            user.close()
+        server.stop()
+        sidecar.kill()
 
 
 def test_srv_delegation(world: World) -> None:
