@@ -26,6 +26,8 @@ from v6alt.codec import encode
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 
+from v6alt.lab.netns import FlatNet
+
 from .homeserver import SUBNET, Homeserver
 from .matrix import has_message, send, shared_room
 
@@ -115,6 +117,49 @@ def test_a_retrying_transaction_is_woken_when_the_peer_returns(
     )
     backed_off = f"Connection to {b.server_name} was unsuccessful"
     assert backed_off not in a.log_text()[mark:], "A backed off: the retry was not woken"
+
+
+def _retransmission_backoff(hs: Homeserver, peer: Homeserver) -> int:
+    """The highest retransmission backoff (``ss``: doublings of the RTO) of the
+    host's TCP connections to the peer's federation port."""
+    out = hs.host.run(["ss", "-tin", "dst", f"[{peer.address}]:8448"]).stdout
+    return max((int(n) for n in re.findall(r"\bbackoff:(\d+)", out)), default=0)
+
+
+def test_a_transaction_stuck_on_a_dead_connection_is_resent_when_the_link_returns(
+    pair: tuple[Homeserver, Homeserver], users: dict[str, str], mesh: FlatNet
+) -> None:
+    """A's transaction sent during a link cut waits on the kernel's retransmission
+    timer (0.2 s doubling). The link returns while the next retransmission is
+    still 12 s or more away: the probe connects, the module aborts the stalled
+    connection and wakes the request, which goes out on a fresh one."""
+    a, b = pair
+    alice, bob = users["alice"], users["bob"]
+    room_id = _room_b_has_settled(a, alice, b, bob)
+
+    mesh.set_link(b.host, up=False)
+    try:
+        mark = a.log_mark()
+        send(a, alice, room_id, "sent into the cut")
+        a.wait_for(
+            "A's connection to B in retransmission backoff 6 (next resend 12.8 s later)",
+            lambda: _retransmission_backoff(a, b) >= 6,
+            timeout=60,
+        )
+    finally:
+        mesh.set_link(b.host, up=True)
+    a.wait_for_log(
+        rf"v6alt: {re.escape(b.server_name)} is reachable again at "
+        rf"\[{re.escape(str(b.address))}\]:8448: woke its pending transaction "
+        rf"\([1-9]\d* stalled connection\(s\) aborted\)",
+        start=mark,
+        timeout=DELIVERY_TIMEOUT_S,
+    )
+    b.wait_for(
+        "the message on B",
+        lambda: has_message(b, bob, room_id, "sent into the cut"),
+        timeout=DELIVERY_TIMEOUT_S,
+    )
 
 
 DEAD_PEERS = 300
