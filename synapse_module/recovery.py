@@ -46,7 +46,7 @@ from v6alt.names import parse_matrix_server_name
 from .metrics import ModuleMetrics
 from .outbound import OutboundJudge
 from .probe_scheduler import ProbeLimits, ProbeScheduler
-from .stalled_connections import abort_stalled
+from .stalled_connections import abort_stalled, stalled_transports
 from .synapse_seam import SynapseInternals
 
 logger = logging.getLogger("v6alt.synapse_module")
@@ -56,8 +56,10 @@ TICK_S: Final = 0.1
 REFRESH_S: Final = 1.0
 #: At most this many backed-off destinations are read per refresh.
 MAX_CANDIDATES: Final = 100_000
-#: A woken destination is woken again this long after (seconds).
-REWAKE_AFTER_S: Final = (0.5, 2.0)
+#: A destination found reachable is woken this long after (seconds): at once,
+#: then again for a request that starts its retry sleep only after its
+#: stalled connection was aborted.
+REWAKE_AFTER_S: Final = (0.0, 0.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -235,20 +237,25 @@ class BackoffRecovery:
                 target.port,
             )
         else:
-            aborted = abort_stalled(self._synapse.reactor, target.address, target.port)
-            if not aborted and not failed_before:
+            stalled = len(stalled_transports(self._synapse.reactor, target.address, target.port))
+            if not stalled and not failed_before:
                 return
-            self._synapse.wake(destination)
+            # From the reactor, outside this round's logging context: aborting a
+            # connection runs Synapse's request callbacks at once.
+            self._synapse.reactor.callLater(0, self._abort_stalled, target)
             logger.info(
                 "v6alt: %s is reachable again at [%s]:%d: woke its pending transaction "
                 "(%d stalled connection(s) aborted)",
                 destination,
                 target.address,
                 target.port,
-                aborted,
+                stalled,
             )
         for delay in REWAKE_AFTER_S:
             self._synapse.reactor.callLater(delay, self._synapse.wake, destination)
         reachable_since = self._failed_at.pop(destination, result.started)
         if self._metrics is not None:
             self._metrics.peer_back(reachable_since)
+
+    def _abort_stalled(self, target: _Target) -> None:
+        abort_stalled(self._synapse.reactor, target.address, target.port)
