@@ -1,25 +1,40 @@
-"""End-to-end Matrix over a real Yggdrasil lab: cold invite to first message, link return.
+"""End-to-end Matrix over a real Yggdrasil lab: cold invite, delivery after outages, dead peers.
 
 Run (root; yggdrasil, openssl and matrix-synapse installed in this interpreter):
 
     python benchmarks/e2e_matrix.py [--cold-runs 3] [--cut 60] [--cut-runs 1] [--wait 180]
-                                    [--json] [--write-readme]
+        [--outage link,server] [--sweep 5,10,30,60,120,600]
+        [--dead-peers 1000 --returning 100 --returning-window 60 --dead-peers-outage 30]
+        [--rows-out FILE] [--from-rows FILE] [--json] [--write-readme]
 
 - **cold invite -> first message**: a fresh two-host lab with fresh
   homeservers (``v6alt.lab.matrix.mesh``, Synapse + the v6alt module,
   server names = the hosts' v6.alt names); the time from creating the room
   on a with bob@b invited until b has the invite, until bob has joined (over
-  federation), and until alice's first message is in b's timeline. No server
-  has talked to the other before: the first federation request, the TLS
-  handshake trusted by address and the key fetch are all inside.
-- **link return -> delivery**: with the room in use, the underlay link a-b is
-  cut for ``--cut`` seconds while each side sends a message every ``cut/6``
-  s; the time from link return until the last queued message is in the other
-  side's timeline (target <= 10 s; stock Synapse would wait out its backoff,
-  10 minutes at first), counting messages lost (not there ``--wait`` s after
-  the return) or duplicated.
+  federation), and until alice's first message is in b's timeline.
+- **link return -> delivery** (without ``--outage``): the underlay link a-b
+  is cut for ``--cut`` seconds while each side sends a message every
+  ``cut/6`` s; the time from link return until the last queued message is in
+  the other side's timeline.
+- **outage sweep** (``--outage link|server|link,server --sweep ...``): one
+  lab; for each kind and length, the link a-b is cut (messages both ways) or
+  b's Synapse is stopped (messages a -> b) while 6 messages per side are
+  sent, then restored. "Route back" is when a TCP connect from a's namespace
+  to b's federation port first succeeds (``matrix_outage.RouteProbe``, tried
+  every 0.05 s); delivery is timed from there (target: last message <= 5 s),
+  counting messages lost (not there ``--wait`` s later) or duplicated.
+- **dead peers** (``--dead-peers N --returning M``): N - M unrouted v6.alt
+  destinations in 200::/8 and M at addresses of b's Yggdrasil subnet are
+  written into a's ``destinations`` table as backed off; each of the M starts
+  a TCP listener at a random time within ``--returning-window`` s; the delay
+  from listen to the first probe connecting, a's connection attempts per
+  second (its namespace's ``Tcp: ActiveOpens``) and a's Synapse CPU; then
+  one outage of each kind of ``--dead-peers-outage`` s with the dead ones
+  still there.
 
 Every lab has its own run directory and namespace prefix (``v6m-b<run>p<pid>-``).
+``--rows-out`` appends each result as a JSON line as soon as it is measured;
+``--from-rows`` renders the table from such a file without running anything.
 ``--write-readme`` replaces the "End-to-end Matrix" section of benchmarks/README.md.
 """
 
