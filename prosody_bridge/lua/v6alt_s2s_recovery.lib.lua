@@ -176,7 +176,7 @@ local function watch_host(host_module, options)
 			if internals.is_connecting(session) then
 				internals.destroy_session(session, "v6.alt peer stalled: " .. why);
 			else
-				session:close({ condition = "connection-timeout"; text = why }, nil, "stalled");
+				session:close({ condition = "connection-timeout"; text = "no answer to pings" }, nil, "stalled");
 			end
 		end
 		start_probing(peer, 0);

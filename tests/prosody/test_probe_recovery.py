@@ -136,3 +136,10 @@ def test_many_dead_peers_do_not_delay_a_returning_one_and_probes_keep_to_the_rat
     time.sleep(LATE_COPIES)
     assert _bodies(bob, "through the crowd") == Counter(["through the crowd"])
     assert _errors(alice) == []
+
+
+def test_a_bad_probe_option_is_named_and_the_default_used(lab: Mesh, site: SiteFactory) -> None:
+    bad = 'v6alt_s2s_probe_rate = -5\nv6alt_s2s_probe_after = "soon"\n'
+    a = site("a", A_ADDRESS, settings=bad)
+    _wait_log(a, "v6alt_s2s_probe_rate = -5 is not a number from 1 to 100000; using 300")
+    _wait_log(a, "v6alt_s2s_probe_after = soon is not a number from 0.1 to 3600; using 2")
