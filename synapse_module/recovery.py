@@ -95,7 +95,7 @@ class BackoffRecovery:
         self._failed_at: dict[str, float] = {}
         self._results: list[_Result] = []
         self._refreshed_at = float("-inf")
-        self._counts = (0, 0)
+        self._counts: tuple[int, int] | None = None  # logged when they change
         self._running = False
         self._table_checked = False
         self._disabled = False
@@ -161,7 +161,8 @@ class BackoffRecovery:
         if counts != self._counts:
             self._counts = counts
             logger.debug(
-                "v6alt: backoff recovery: %d backed-off and %d in-flight v6.alt destination(s)",
+                "v6alt: backoff recovery round: %d backed-off and %d in-flight v6.alt "
+                "destination(s)",
                 *counts,
             )
         if self._metrics is not None:

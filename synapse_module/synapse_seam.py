@@ -454,7 +454,8 @@ class SynapseInternals:
         return [
             str(destination)
             for destination, queue in list(queues.items())
-            if getattr(queue, "transmission_loop_running", False)
+            if _is_v6alt_destination(str(destination))
+            and getattr(queue, "transmission_loop_running", False)
         ]
 
 
@@ -468,6 +469,12 @@ LIMIT ?
 # Bound as parameters: on PostgreSQL a literal % in the statement would be
 # taken for a psycopg2 placeholder.
 _V6ALT_PATTERNS: Final = ("%.v6.alt", "%.v6.alt:%")
+
+
+def _is_v6alt_destination(destination: str) -> bool:
+    """The same test as :data:`_V6ALT_PATTERNS` (a name, or a name with a port)."""
+    host = destination.rsplit(":", 1)[0] if ":" in destination else destination
+    return host.endswith(".v6.alt")
 
 
 def _backed_off_txn(txn: Any, now_ms: int, limit: int) -> list[str]:
