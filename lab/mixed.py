@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from .errors import LabError, LabTimeoutError
-from .local_servers import unbound_binary, unbound_server_lines
+from .local_servers import SIDECAR_READY, sidecar_command, unbound_binary, unbound_server_lines
 from .netns import FlatHost, find_tool
 
 __all__ = [
     "ZONE",
     "ZoneRecords",
+    "start_resolver_sidecar",
     "start_well_known",
     "start_zone_unbound",
     "zone_unbound_config",
@@ -150,6 +151,26 @@ def start_zone_unbound(
         return "status: " in probe.stdout
 
     _wait(f"unbound in {host.netns}", answers, process, output)
+    return process
+
+
+def start_resolver_sidecar(
+    host: FlatHost, directory: Path, dns_port: int = 5353, lookup_port: int = 5380
+) -> subprocess.Popen[str]:
+    """A sidecar in ``host`` with the default config, its DNS on ``[::1]:dns_port``:
+    with :func:`start_zone_unbound` (``v6alt_forward=dns_port``) the host's resolver
+    answers v6.alt names (docs/dns.md), for servers without v6alt. Returns once it
+    serves; ``host.stop()`` stops it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config, log = directory / "sidecar.yaml", directory / "sidecar.log"
+    config.write_text("{}\n")
+    with log.open("w") as out:
+        process = host.popen(
+            sidecar_command(config, f"[::1]:{dns_port}", f"[::1]:{lookup_port}"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    _wait(f"the sidecar in {host.netns}", lambda: SIDECAR_READY in log.read_text(), process, log)
     return process
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -40,8 +39,7 @@ from tests.synapse_module.homeserver import DOCS_SNIPPET, Homeserver, quote
 from tests.synapse_module.matrix import has_message, send, shared_room
 from v6alt.codec import encode
 from v6alt.lab.certificates import LabCa, make_lab_ca
-from v6alt.lab.local_servers import SIDECAR_READY, sidecar_command
-from v6alt.lab.mixed import start_well_known, start_zone_unbound
+from v6alt.lab.mixed import start_resolver_sidecar, start_well_known, start_zone_unbound
 from v6alt.lab.netns import FlatHost, FlatNet
 
 from . import docs
@@ -86,26 +84,6 @@ def _host(net: FlatNet, name: str, address: str, other: str) -> FlatHost:
     return host
 
 
-def _start_sidecar(host: FlatHost, directory: Path) -> None:
-    """A sidecar in ``host`` whose DNS answers v6.alt names (the resolver recipe)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config, log = directory / "sidecar.yaml", directory / "sidecar.log"
-    config.write_text("{}\n")
-    with log.open("w") as out:
-        process = host.popen(
-            sidecar_command(config, f"[::1]:{SIDECAR_DNS_PORT}", "[::1]:5380"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    import time
-
-    deadline = time.monotonic() + 20
-    while SIDECAR_READY not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"sidecar in {host.netns} did not start"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("mixed-matrix")
@@ -132,7 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         records.aaaa("stock.mixed.example", address["q"])
         records.aaaa("stock0.mixed.example", address["q0"])
         records.srv("_matrix-fed._tcp", "bad.mixed.example", encode(address["q"]), 8448)
-        _start_sidecar(hosts["q"], root / "q-sidecar")
+        start_resolver_sidecar(hosts["q"], root / "q-sidecar", SIDECAR_DNS_PORT)
         for name, host in hosts.items():
             if name != "web":
                 forward = SIDECAR_DNS_PORT if name == "q" else None
