@@ -109,6 +109,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         # a CA certificate for another name (Q's).
         records.aaaa("stock.mixed.example", address["q"])
         records.aaaa("stock0.mixed.example", address["q0"])
+        records.aaaa("bogus.mixed.example", address["web"])
+        records.aaaa("loop.mixed.example", address["web"])
         records.srv("_matrix-fed._tcp", "bad.mixed.example", encode(address["q"]), 8448)
         start_resolver_sidecar(hosts["q"], root / "q-sidecar", SIDECAR_DNS_PORT)
         for name, host in hosts.items():
@@ -135,6 +137,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "location": "https://www.mixed.example/matrix-server.json",
             },
             "www.mixed.example/matrix-server.json": {"json": yaml.safe_load(w2_json)},
+            # Test-only: delegations the module must refuse.
+            f"bogus.mixed.example{WELL_KNOWN}": {"json": {"m.server": "abc.v6.alt"}},
+            f"loop.mixed.example{WELL_KNOWN}": {"json": {"m.server": "a-e.v6.alt"}},
         }
         start_well_known(
             hosts["web"], web_dir, address["web"], web_dir / "tls.crt", web_dir / "tls.key", routes
@@ -227,6 +232,19 @@ def test_well_known_behind_redirects(world: World) -> None:
     assert f"wr.mixed.example {WELL_KNOWN} 301" in log
     assert "www.mixed.example /moved/matrix-server 308" in log
     assert "www.mixed.example /matrix-server.json 200" in log
+
+
+def test_well_known_to_a_refused_v6alt_name(world: World) -> None:
+    """The delegated name is judged like any v6.alt destination: nothing is dialled."""
+    p = world["p"]
+    for server_name, refusal in (
+        ("bogus.mixed.example", r"v6alt refused abc\.v6\.alt: malformed v6\.alt name: "),
+        ("loop.mixed.example", r"v6alt refused a-e\.v6\.alt: never-dial"),
+    ):
+        mark = p.log_mark()
+        status, body = _profile(world, "p", f"@user:{server_name}")
+        assert status >= 400, body
+        p.wait_for_log(rf"\[{re.escape(server_name)}\] Request failed: .*{refusal}", start=mark)
 
 
 def test_delegation_followed_with_the_documented_config_alone(world: World) -> None:
