@@ -73,6 +73,9 @@ from v6alt.lab.matrix.mesh import LabSynapse, start_homeservers
 HEADING = "## End-to-end Matrix"
 TARGET_SECONDS = 10.0
 OUTAGE_TARGET_SECONDS = 5.0
+#: How long the route may take to come back after an outage (Yggdrasil's own
+#: reconnect backoff), and before the next outage.
+ROUTE_WAIT_S = 1200.0
 MESSAGES_PER_SIDE = 6
 POLL_SECONDS = 0.1
 _runs = iter(range(1000))
@@ -211,8 +214,8 @@ def _settle(pair: MeshPair, label: str) -> None:
     """Both directions deliver before the next outage starts."""
     pair.bob.send_text(pair.room, f"settle {label} b->a")
     pair.alice.send_text(pair.room, f"settle {label} a->b")
-    _seen(pair.alice, pair.room, f"settle {label} b->a", timeout=300)
-    _seen(pair.bob, pair.room, f"settle {label} a->b", timeout=300)
+    _seen(pair.alice, pair.room, f"settle {label} b->a", timeout=ROUTE_WAIT_S)
+    _seen(pair.bob, pair.room, f"settle {label} a->b", timeout=ROUTE_WAIT_S)
 
 
 def outage_run(
@@ -239,7 +242,9 @@ def outage_run(
             sender.send_text(pair.room, body)
             pairs.append((receiver, body))
     time.sleep(max(0.0, down_at + length - time.monotonic()))
-    probe = RouteProbe(pair.a.host, pair.b.server.host.ygg_address, timeout=wait)
+    # Yggdrasil re-peers on its own schedule: after a long cut its reconnect
+    # backoff (doubling, up to about an hour) can keep the route away for minutes.
+    probe = RouteProbe(pair.a.host, pair.b.server.host.ygg_address, timeout=ROUTE_WAIT_S)
     if kind == "link":
         pair.lab.set_link("a", "b", up=True)
     else:
@@ -248,10 +253,10 @@ def outage_run(
     route_back = probe.wait()
     if kind == "server":
         pair.b.wait_ready()
-    arrived = _arrivals(pairs, pair.room, restored + wait)
+    base = route_back if route_back is not None else restored
+    arrived = _arrivals(pairs, pair.room, base + wait)
     time.sleep(5)  # room for a late duplicate
     lost, duplicated = _lost_and_doubled(pair.alice, pair.bob, pair.room, pairs, f"outage {label} ")
-    base = route_back if route_back is not None else restored
     times = [arrived[body] - base for _, body in pairs if body in arrived]
     return {
         "kind": "outage",
