@@ -26,8 +26,10 @@ from v6alt.config import parse_config
 from v6alt.synapse_module import V6AltFederation, synapse_seam
 from v6alt.synapse_module.synapse_seam import (
     DESTINATIONS_COLUMNS,
+    INSTANCE_ATTRIBUTES,
     METHODS,
     Method,
+    instance_attribute_problem,
     internals_problems,
     method_problem,
     tls_verifier_problem,
@@ -40,6 +42,30 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "synapse.md"
 @pytest.mark.parametrize("method", METHODS, ids=[m.name for m in METHODS])
 def test_every_touched_method_exists_with_the_expected_parameters(method: Method) -> None:
     assert method_problem(method) is None
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "attribute"),
+    [(m, c, a) for m, c, a, _ in INSTANCE_ATTRIBUTES],
+    ids=[f"{c}.{a}" for _, c, a, _ in INSTANCE_ATTRIBUTES],
+)
+def test_every_read_instance_attribute_is_set_by_its_class(
+    module: str, cls: str, attribute: str
+) -> None:
+    assert instance_attribute_problem(module, cls, attribute) is None
+
+
+def test_a_lost_instance_attribute_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synapse.federation.sender.per_destination_queue import PerDestinationQueue
+
+    def __init__(self: Any) -> None:  # sets no transmission_loop_running
+        self.running = False
+
+    monkeypatch.setattr(PerDestinationQueue, "__init__", __init__)
+    assert internals_problems(None) == [
+        "synapse.federation.sender.per_destination_queue.PerDestinationQueue no longer "
+        "sets transmission_loop_running"
+    ]
 
 
 def _tls_config(verify: bool) -> Any:
@@ -145,6 +171,7 @@ def test_docs_list_every_touch_point() -> None:
     text = DOCS.read_text()
     missing = [m.qualname for m in METHODS if f"`{m.qualname}`" not in text]
     missing += [a for a in synapse_seam.HOMESERVER_ATTRIBUTES if f"`{a}`" not in text]
+    missing += [f"{c}.{a}" for _, c, a, _ in INSTANCE_ATTRIBUTES if f"`{c}.{a}`" not in text]
     for name in ("`ModuleApi._hs`", f"`{synapse_seam.TLS_VERIFIER_ATTRIBUTE}`", "`destinations`"):
         if name not in text:
             missing.append(name)
