@@ -26,6 +26,7 @@ import pytest
 
 from tests.prosody.servers import (
     DNS_PORT,
+    LabCa,
     Mesh,
     Node,
     ProsodyRelease,
@@ -57,6 +58,17 @@ def stock_template() -> str:
     return stock
 
 
+def trusts_ca(node: Node, domain: str, ca: LabCa) -> str:
+    """The documented VirtualHost lines that trust the test CA (``mixed-prosody-ca``),
+    with the certificate :class:`ProsodyServer` makes for ``domain``."""
+    return docs.block(
+        "mixed-prosody-ca",
+        certificate=node.run_dir / f"{domain}.crt",
+        key=node.run_dir / f"{domain}.key",
+        ca_certificate=ca.certificate,
+    )
+
+
 @dataclass
 class Server:
     node: Node
@@ -80,6 +92,7 @@ class World:
     lab: Mesh
     servers: dict[str, Server]
     records: ZoneRecords
+    ca: LabCa
     users: dict[str, XmppUser] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Server:
@@ -131,22 +144,16 @@ def world() -> Iterator[World]:
                 sidecar = Sidecar(node, docs.block("mixed-trust-range") if name == "pp" else "")
                 sidecar.start()
                 domain = domains[name]
-                trusts_ca = docs.block(
-                    "mixed-prosody-ca",
-                    certificate=node.run_dir / f"{domain}.crt",
-                    key=node.run_dir / f"{domain}.key",
-                    ca_certificate=ca.certificate,
-                )
                 server = ProsodyServer(
                     node,
                     domain,
                     stock if name.startswith("stock") else template,
                     issuer=None if name in ("pp", "chat") else ca,
-                    host_settings=trusts_ca,
+                    host_settings=trusts_ca(node, domain, ca),
                 )
                 server.start()
                 servers[name] = Server(node, server, sidecar)
-            world = World(lab, servers, records)
+            world = World(lab, servers, records, ca)
             world.users = {name: server.user() for name, server in servers.items()}
             yield world
         finally:
@@ -234,6 +241,44 @@ def test_srv_delegation(world: World) -> None:
     # forwarded the v6.alt name to the sidecar; the certificate was im's by the CA.
     assert f"Resolve {encode(world['im'].node.address)} IN AAAA" in log
     assert "Trusting im.mixed.example" not in log
+
+
+def test_srv_delegation_with_prosody_resolving_through_the_sidecar(world: World) -> None:
+    """No v6.alt answers from the host's resolver: Prosody 13's own resolver forwards
+    every name to the sidecar (the Prosody 0.12 block of docs/prosody.md), whose
+    ``sidecar.forwarders`` send the rest to the host's unbound."""
+    lab = world.lab
+    node = lab.add_node("pp13", f"{MESH}4")
+    node.host.add_route(f"{OUTSIDE}/64")
+    start_zone_unbound(node.host, node.run_dir / "dns", world.records)  # no v6.alt forward
+    forwarders = "sidecar:\n  forwarders: ['[::1]:53']\n"
+    sidecar = Sidecar(node, forwarders)
+    sidecar.start()
+    release = ProsodyRelease(extra_template=documented_block("prosody-0.12-config"))
+    domain = encode(node.address)
+    server = ProsodyServer(
+        node,
+        domain,
+        documented_block("prosody-config"),
+        release=release,
+        host_settings=trusts_ca(node, domain, world.ca),
+    )
+    users: list[XmppUser] = []
+    try:
+        server.start()
+        users.append(XmppUser(node, server.register("user", PASSWORD), PASSWORD))
+        pp13, im = users[0], world.users["im"]
+        pp13.send(im.jid, "from pp13 to im")
+        im.wait_message("from pp13 to im")
+        im.send(pp13.jid, "from im to pp13")
+        pp13.wait_message("from im to pp13")
+        assert f"Resolve {encode(world['im'].node.address)} IN AAAA" in server.log_text()
+        assert node.run(["dig", "+short", encode(world["im"].node.address), "AAAA"]).stdout == ""
+    finally:
+        for user in users:
+            user.close()
+        server.stop()
+        sidecar.kill()
 
 
 #: What a stock Prosody's user gets for a message to each recipe's server, as
