@@ -12,11 +12,13 @@ import time
 from collections import Counter
 from ipaddress import IPv6Address
 
+import pytest
+
 from v6alt.codec import encode
 from v6alt.lab.xmpp.users import XmppUser
 
 from .conftest import Site, SiteFactory
-from .servers import Mesh, wait_until
+from .servers import INSTALLED, Mesh, wait_until
 from .test_stall_recovery import LATE_COPIES, QUICK, _bodies, _connected, _errors, _wait_log
 
 A_ADDRESS = "200:7670::a"
@@ -33,13 +35,15 @@ def _probes(site: Site, start: int = 0, end: int | None = None) -> list[tuple[st
     return PROBE.findall(site.server.log_text()[start:end])
 
 
+@pytest.mark.parametrize("release", ["13", "0.12"])
 def test_a_stopped_peer_gets_its_held_stanzas_once_it_listens_again(
-    lab: Mesh, site: SiteFactory
+    lab: Mesh, site: SiteFactory, release: str, request: pytest.FixtureRequest
 ) -> None:
     # b keeps messages for a user who is offline, so none depends on bob
     # logging in again before a resends.
     offline = '\tmodules_enabled = { "offline" }'
-    a = site("a", A_ADDRESS, settings=QUICK)
+    sender = INSTALLED if release == "13" else request.getfixturevalue("prosody012")
+    a = site("a", A_ADDRESS, settings=QUICK, release=sender)
     b = site("b", B_ADDRESS, settings=QUICK, host_settings=offline)
     alice, bob = _connected(a, b)
     bob.close()
