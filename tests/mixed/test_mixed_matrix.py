@@ -87,7 +87,7 @@ def _host(net: FlatNet, name: str, address: str, other: str) -> FlatHost:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("mixed-matrix")
-    with FlatNet(f"v6m-{os.getpid() % 100000}-") as net:
+    with FlatNet(f"v6mx-{os.getpid() % 100000}-") as net:
         hosts = {
             name: _host(net, name, f"{MESH}{i}", OUTSIDE)
             for i, name in enumerate(("p", "r", "w1", "w2"), start=1)
