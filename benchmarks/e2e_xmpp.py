@@ -39,94 +39,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
-import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
 from report import machine_line, spread, write_section
-
-from v6alt.codec import encode
-from v6alt.lab import Lab
-from v6alt.lab.xmpp.outage import Listeners, RouteWatch, SynCapture
-from v6alt.lab.xmpp.restart import start_prosody, stop_prosody
-from v6alt.lab.xmpp.services import XmppSite, start_xmpp
-from v6alt.lab.xmpp.users import XmppUser
+from xmpp_dead_peers import dead_peers_run, dead_table
+from xmpp_outage import _deliver, outage_row, outage_table, xmpp_lab
 
 HEADING = "## End-to-end XMPP"
-TARGET_SECONDS = 5.0
-MESSAGES_PER_SIDE = 6
-SEND_BATCH = 50  # messages to new dead peers per second
-RESTART_LEAD = 10.0  # seconds before the end of a server outage that b's Prosody starts again
 SYSCTL_DIR = Path("/proc/sys/net/ipv4")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_runs = iter(range(1000))
 
 
 def _prosody_version() -> str:
     argv = ["setpriv", "--reuid=prosody", "--regid=prosody", "--init-groups", "prosodyctl", "about"]
     out = subprocess.run(argv, capture_output=True, text=True).stdout
     return next((line.strip() for line in out.splitlines() if line.startswith("Prosody ")), "?")
-
-
-@dataclass
-class XmppLab:
-    lab: Lab
-    sites: list[XmppSite]
-    alice: XmppUser
-    bob: XmppUser
-    closed: list[XmppUser] = field(default_factory=list)
-
-    def login(self, index: int) -> XmppUser:
-        name, site = ("alice", "bob")[index], self.sites[index]
-        return XmppUser(site.host, f"{name}@{site.domain}", "pw-" + name)
-
-    def received(self) -> Counter[str]:
-        users = [self.alice, self.bob, *self.closed]
-        return Counter(e["body"] for u in users for e in u.messages())
-
-    def first_arrivals(self) -> dict[str, float]:
-        arrived: dict[str, float] = {}
-        for user in (self.alice, self.bob, *self.closed):
-            for event in user.messages():
-                arrived.setdefault(event["body"], float(event["at"]))
-        return arrived
-
-
-@contextmanager
-def xmpp_lab(sysctls: dict[str, str]) -> Iterator[XmppLab]:
-    run = next(_runs)
-    lab = Lab(
-        run_dir=f"/run/v6alt-e2ebench-{run}-{os.getpid()}", prefix=f"v6e-b{run}p{os.getpid()}-"
-    )
-    users: list[XmppUser] = []
-    try:
-        hosts = lab.up(nodes=2)
-        for host in hosts:  # before the servers start: new sockets take the settings
-            for key, value in sysctls.items():
-                host.exec(["sysctl", "-q", "-w", f"net.ipv4.{key}={value}"])
-        sites = start_xmpp(lab)
-        for site, name in zip(sites, ("alice", "bob"), strict=True):
-            users.append(XmppUser(site.host, site.register(name, "pw-" + name), "pw-" + name))
-        ctx = XmppLab(lab, sites, users[0], users[1])
-        yield ctx
-    finally:
-        for user in [*users, *(ctx.closed if "ctx" in locals() else [])]:
-            user.close()
-        lab.down()
-
-
-def _deliver(sender: XmppUser, receiver: XmppUser, body: str, timeout: float = 120) -> float:
-    started = time.monotonic()
-    sender.send(receiver.jid, body)
-    return float(receiver.wait_message(body, timeout=timeout)["at"]) - started
 
 
 def cold_run(sysctls: dict[str, str]) -> dict[str, float]:
@@ -137,79 +66,6 @@ def cold_run(sysctls: dict[str, str]) -> dict[str, float]:
     return {"first": first, "reply": reply, "warm": warm}
 
 
-def _sleep_until(at: float) -> None:
-    time.sleep(max(0.0, at - time.monotonic()))
-
-
-def _port_rule(x: XmppLab, op: str) -> None:
-    """Refuse (TCP reset) or accept again new connections to b's s2s port."""
-    x.sites[1].host.exec(["ip6tables", op, "INPUT", "-p", "tcp", "--dport", "5269",
-                          "--syn", "-j", "REJECT", "--reject-with", "tcp-reset"])  # fmt: skip
-
-
-def outage_row(x: XmppLab, kind: str, length: float, wait: float, tag: str) -> dict[str, Any]:
-    """One outage of ``kind`` for ``length`` s; times from route back to delivery."""
-    b_address = str(x.sites[1].host.ygg_address)
-    _deliver(x.alice, x.bob, f"{tag} warm a->b {length:g}")
-    _deliver(x.bob, x.alice, f"{tag} warm b->a {length:g}")
-    time.sleep(1)  # the pings after the warm-ups are answered
-    if kind == "link":
-        x.lab.set_link("a", "b", up=False)
-    else:
-        _port_rule(x, "-I")
-        stop_prosody(x.lab, "b")
-        x.closed.append(x.bob)
-    start = time.monotonic()
-    restart_at = start + max(1.0, length - RESTART_LEAD)
-    sent: list[str] = []
-    senders = [(x.alice, "a->b")] + ([(x.bob, "b->a")] if kind == "link" else [])
-    for i in range(MESSAGES_PER_SIDE):
-        _sleep_until(start + i * length / MESSAGES_PER_SIDE)
-        for sender, direction in senders:
-            to = x.bob.jid if sender is x.alice else x.alice.jid
-            sent.append(f"{tag} {kind} {length:g} {direction} {i}")
-            sender.send(to, sent[-1])
-        if kind == "server" and time.monotonic() >= restart_at and x.bob in x.closed:
-            x.bob = _restart_b(x)
-    if kind == "server" and x.bob in x.closed:
-        _sleep_until(restart_at)
-        x.bob = _restart_b(x)
-    _sleep_until(start + length - 1.0)
-    watch = RouteWatch(x.sites[0].host, b_address)
-    _sleep_until(start + length)
-    restored = time.monotonic()
-    if kind == "link":
-        x.lab.set_link("a", "b", up=True)
-    else:
-        _port_rule(x, "-D")
-    back = watch.wait(wait)
-    deadline = (back or restored) + wait
-    while not all(body in x.first_arrivals() for body in sent) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(3)  # room for a late duplicate
-    arrived, counts = x.first_arrivals(), x.received()
-    times = [arrived[body] - (back or restored) for body in sent if body in arrived]
-    expected = Counter(sent)
-    got = Counter({body: counts[body] for body in sent})
-    return {
-        "kind": kind,
-        "length": length,
-        "outage": (back or restored) - start,
-        "back_after_restore": None if back is None else back - restored,
-        "first": min(times) if times else None,
-        "last": max(times) if len(times) == len(sent) else None,
-        "messages": len(sent),
-        "lost": sum((expected - got).values()),
-        "duplicated": sum((got - expected).values()),
-        "wait": wait,
-    }
-
-
-def _restart_b(x: XmppLab) -> XmppUser:
-    start_prosody(x.lab, "b")
-    return x.login(1)
-
-
 def sweep(kind: str, lengths: list[float], sysctls: dict[str, str], wait: float) -> list[Any]:
     rows = []
     with xmpp_lab(sysctls) as x:
@@ -217,131 +73,6 @@ def sweep(kind: str, lengths: list[float], sysctls: dict[str, str], wait: float)
             rows.append(outage_row(x, kind, length, wait, "sweep"))
             print(f"{kind} outage: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _dead_addresses(count: int, avoid: set[IPv6Address], rng: random.Random) -> list[str]:
-    addresses: list[str] = []
-    while len(addresses) < count:
-        address = IPv6Address(bytes([2]) + rng.randbytes(15))
-        if address not in avoid and IPv6Address(address) not in IPv6Network("300::/8"):
-            addresses.append(str(address))
-    return addresses
-
-
-def dead_peers_run(
-    dead: int, returning: int, spread_s: float, cut: float, sysctls: dict[str, str], wait: float
-) -> dict[str, Any]:
-    rng = random.Random(15)
-    with xmpp_lab(sysctls) as x:
-        a_host, b_host = x.sites[0].host, x.sites[1].host
-        subnet = IPv6Network(str(b_host.admin().get_self()["subnet"]))
-        back_addresses = [str(subnet[i + 1]) for i in range(returning)]
-        avoid = {a_host.ygg_address, b_host.ygg_address}
-        never = _dead_addresses(dead - returning, avoid, rng)
-        prosody_pid = next(s.pid for s in x.lab.up_state().services
-                           if s.kind == "prosody" and s.host == "a")  # fmt: skip
-        assert prosody_pid is not None
-        capture = SynCapture(a_host, a_host.tun_ifname)
-        try:
-            log_start = len(x.sites[0].prosody_log())
-            sent_at = time.monotonic()
-            for i, address in enumerate([*never, *back_addresses]):
-                x.alice.send(f"peer@{encode(address)}", "to a peer that does not answer")
-                if i % SEND_BATCH == SEND_BATCH - 1:
-                    time.sleep(1)  # the sidecar looks up each new domain once
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                stalled = x.sites[0].prosody_log()[log_start:].count("closing the stream, holding")
-                if stalled >= dead:
-                    break
-                time.sleep(1)
-            stalled_after = time.monotonic() - sent_at
-            time.sleep(5)  # the first connection attempts' sockets are gone
-            schedule = {address: rng.uniform(0, spread_s) for address in back_addresses}
-            cpu = (_cpu_seconds(prosody_pid), _cpu_seconds(a_host.pid), time.monotonic(),
-                   time.time())  # fmt: skip
-            # b's own Prosody listens on every address: stopped while the
-            # listeners on its subnet come back, started again after.
-            stop_prosody(x.lab, "b")
-            x.closed.append(x.bob)
-            listeners = Listeners(b_host, schedule)
-            time.sleep(spread_s + 15)
-            listeners.close()
-            window = time.monotonic() - cpu[2]
-            prosody_cpu = (_cpu_seconds(prosody_pid) - cpu[0]) / window
-            ygg_cpu = (_cpu_seconds(a_host.pid) - cpu[1]) / window
-            attempts = [at for at, _, _ in capture.attempts() if cpu[3] <= at <= cpu[3] + window]
-            per_second = Counter(int(at) for at in attempts)
-            times = listeners.times()
-            delays = [t["accept"] - t["listen"] for t in times.values() if "accept" in t]
-            x.bob = _restart_b(x)
-            cut_row = outage_row(x, "link", cut, wait, "dead")
-        finally:
-            capture.close()
-    return {
-        "dead": dead,
-        "returning": returning,
-        "stalled_after_s": stalled_after,
-        "listened": sum(1 for t in times.values() if "listen" in t),
-        "probed": len(delays),
-        "delays": sorted(delays),
-        "attempts_per_s": len(attempts) / window,
-        "attempts_max_per_s": max(per_second.values(), default=0),
-        "prosody_cpu": prosody_cpu,
-        "yggdrasil_cpu": ygg_cpu,
-        "window": window,
-        "cut": cut_row,
-    }
-
-
-def _seconds(value: float | None, wait: float) -> str:
-    return f"not all within {wait:g}" if value is None else f"{value:.1f}"
-
-
-def outage_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| outage | length, s | measured outage, s | route back after restore, s | "
-        "first delivered after route back, s | last delivered, s | messages | lost | "
-        f"doubled | target last <= {TARGET_SECONDS:g} s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        ok = r["last"] is not None and r["last"] <= TARGET_SECONDS and not r["lost"]
-        ok = ok and not r["duplicated"]
-        back = "-" if r["back_after_restore"] is None else f"{r['back_after_restore']:.1f}"
-        first = "-" if r["first"] is None else f"{r['first']:.1f}"
-        lines.append(
-            f"| {r['kind']} | {r['length']:g} | {r['outage']:.1f} | {back} | {first} | "
-            f"{_seconds(r['last'], r['wait'])} | {r['messages']} | {r['lost']} | "
-            f"{r['duplicated']} | {'ok' if ok else 'missed'} |"
-        )
-    return lines
-
-
-def dead_table(d: dict[str, Any]) -> list[str]:
-    delays = d["delays"]
-    if delays:
-        p95 = delays[min(len(delays) - 1, int(0.95 * len(delays)))]
-        shown = f"{spread(delays)}, p95 {p95:.3f}"
-    else:
-        shown = "-"
-    return [
-        f"| {d['dead']} peers, {d['returning']} return | value |",
-        "|---|---:|",
-        f"| all stalled after sending, s | {d['stalled_after_s']:.1f} |",
-        f"| returning peers listening / probed | {d['listened']} / {d['probed']} |",
-        f"| listen to first probe, s: median (min-max) | {shown} |",
-        f"| probe attempts per second (SYNs on a's TUN): mean, max in one second | "
-        f"{d['attempts_per_s']:.0f}, {d['attempts_max_per_s']} |",
-        f"| CPU of a's Prosody, of one core | {100 * d['prosody_cpu']:.1f} % |",
-        f"| CPU of a's Yggdrasil, of one core | {100 * d['yggdrasil_cpu']:.1f} % |",
-        f"| measured over, s | {d['window']:.0f} |",
-    ]
 
 
 def table(
