@@ -303,3 +303,15 @@ def test_lenient_label_value_on_the_codec_vectors() -> None:
         label = name[: -len(".v6.alt")].encode()
         assert lenient_label_value(label) == int(IPv6Address(address))
         assert lenient_label_value(label.upper()) == int(IPv6Address(address))
+
+
+def test_fast_and_general_agree_on_the_fuzzers_packets() -> None:
+    """The mutations of benchmarks/dns_fuzz.py (bit flips, truncation, section counts,
+    label and pointer games, duplicated OPT, noise) through both paths."""
+    from benchmarks import dns_fuzz
+
+    answered = 0
+    for i, packet in enumerate(dns_fuzz.packets(60_000, seed=5)):
+        if agree(packet, forwarding=i % 4 == 0, policy="cjdns" if i % 2 else "default"):
+            answered += 1
+    assert answered > 1000  # the valid seed queries among them took the fast path
