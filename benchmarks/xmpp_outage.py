@@ -24,6 +24,10 @@ from v6alt.lab.xmpp.users import XmppUser
 
 TARGET_SECONDS = 5.0
 MESSAGES_PER_SIDE = 6
+# Yggdrasil re-peers a link that came back on its own retry schedule, which
+# backs off with the length of the cut: a few seconds after a 1-2 min cut,
+# minutes after a 10 min one. Route back is waited for this long.
+ROUTE_WAIT = 1200.0
 RESTART_LEAD = 10.0  # seconds before the end of a server outage that b's Prosody starts again
 _runs = iter(range(1000))
 
@@ -126,7 +130,7 @@ def outage_row(x: XmppLab, kind: str, length: float, wait: float, tag: str) -> d
         x.lab.set_link("a", "b", up=True)
     else:
         _port_rule(x, "-D")
-    back = watch.wait(wait)
+    back = watch.wait(ROUTE_WAIT)
     deadline = (back or restored) + wait
     while not all(body in x.first_arrivals() for body in sent) and time.monotonic() < deadline:
         time.sleep(0.05)
