@@ -91,7 +91,7 @@ local function watch_host(host_module, options)
 		return;
 	end
 	local probe_after = options.probe_after;
-	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 900, 1);
+	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 3600, 1);
 	local hold_max = host_module:get_option_number("v6alt_s2s_hold_max", 1000, 1);
 	local is_v6alt, resolve = options.is_v6alt, options.resolve;
 	local metrics, scheduler = options.metrics, options.scheduler;
