@@ -56,7 +56,7 @@ from v6alt.lab.local_servers import (
 
 HEADING = "## Sidecar DNS"
 CACHE_ENTRIES = (
-    8192  # prosody_bridge.dns_server.CACHE_ENTRIES (benchmarks import no shipped internals)
+    8192  # prosody_bridge.dns_udp.CACHE_ENTRIES (benchmarks import no shipped internals)
 )
 #: The targets of issue 15: (distinct names, least sidecar/unbound queries/s ratio).
 TARGETS = {30_000: 0.7, 5_000: 1.0}
