@@ -128,6 +128,9 @@ def config_summary_lines(config: Config) -> list[str]:
         f"pinning.default: {config.pinning.default} (off in 200::/7 and fc00::/8)",
         f"pinning.file: {config.pinning.file or '(the server default)'}",
         f"synapse.inbound_ip_binding: {config.synapse.inbound_ip_binding}",
+        f"synapse.recovery_probe_rate: {config.synapse.recovery_probe_rate} per second, "
+        f"each peer every {config.synapse.recovery_probe_interval:g} s "
+        "(recovery_probe_interval)",
         f"sidecar.dns_listen: {host_port(*sidecar.dns_listen)}",
         f"sidecar.lookup_listen: {host_port(*sidecar.lookup_listen)}",
         f"sidecar.forwarders: {forwarders}",
@@ -169,7 +172,7 @@ def config_to_json(config: Config) -> dict[str, Any]:
         "ip_bound_trust": config.ip_bound_trust,
         "secure_ranges": [secure_range_dict(r) for r in config.secure_ranges],
         "pinning": {"default": config.pinning.default, "file": config.pinning.file},
-        "synapse": {"inbound_ip_binding": config.synapse.inbound_ip_binding},
+        "synapse": config.to_dict()["synapse"],
         "sidecar": {
             "dns_listen": host_port(*sidecar.dns_listen),
             "lookup_listen": host_port(*sidecar.lookup_listen),

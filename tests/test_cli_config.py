@@ -34,6 +34,8 @@ def test_config_check_of_the_defaults(tmp_path: Path) -> None:
         "  pinning.default: enforce (off in 200::/7 and fc00::/8)",
         "  pinning.file: (the server default)",
         "  synapse.inbound_ip_binding: log",
+        "  synapse.recovery_probe_rate: 300 per second, each peer every 2 s "
+        "(recovery_probe_interval)",
         "  sidecar.dns_listen: [::1]:5353",
         "  sidecar.lookup_listen: [::1]:5380",
         "  sidecar.forwarders: (none)",
@@ -76,7 +78,11 @@ def test_config_check_json(tmp_path: Path) -> None:
                 {"cidr": "200:1234::/32", "tls": "off", "trust_any_certificate": True}
             ],
             "pinning": {"default": "enforce", "file": None},
-            "synapse": {"inbound_ip_binding": "enforce"},
+            "synapse": {
+                "inbound_ip_binding": "enforce",
+                "recovery_probe_rate": 300,
+                "recovery_probe_interval": 2.0,
+            },
             "sidecar": {
                 "dns_listen": "127.0.0.1:5353",
                 "lookup_listen": "[::1]:5380",
