@@ -32,6 +32,7 @@ from typing import Any, Protocol
 __all__ = ["Listeners", "RouteWatch", "SynCapture"]
 
 WATCH_EVERY = 0.05
+IP_FREEBIND = 15  # linux/in.h; applies to IPv6 sockets too
 WATCH_CONNECT_TIMEOUT = 2.0
 
 
@@ -189,9 +190,12 @@ def listen(port: int, schedule: dict[str, float]) -> int:
         now = time.monotonic()
         while pending and start + pending[0][1] <= now:
             address, _ = pending.pop(0)
-            subprocess.run(["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo"], check=True)
+            add = ["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"]
+            subprocess.run(add, check=True)
             server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Bound even while the kernel still settles the new address.
+            server.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             server.bind((address, port))
             server.listen(64)
             server.setblocking(False)

@@ -246,6 +246,38 @@ local function watch_host(host_module, options)
 		}, delay);
 	end
 
+	-- A ping to the peer: answered(true) on any answer, a result or an error
+	-- (even Prosody's own bounce: it means the stanzas before it bounced
+	-- too), answered(false) after the stall timeout. Tracked here, not with
+	-- module:send_iq, whose cache keeps 256 outstanding iqs per host and
+	-- rejects the oldest beyond that (13.0.1, 0.12.3): with more peers
+	-- waiting, their barriers would be taken as answered.
+	local function ping(peer, answered)
+		local id = "v6alt-" .. new_id();
+		local result_event, error_event = "iq-result/host/" .. id, "iq-error/host/" .. id;
+		local done, answer = false, nil;
+		local function finish(ok)
+			done = true;
+			host_module:unhook(result_event, answer);
+			host_module:unhook(error_event, answer);
+			answered(ok);
+		end
+		function answer(event)
+			if done or event.stanza.attr.from ~= peer.to_host then return; end
+			finish(true);
+			return true;
+		end
+		host_module:hook(result_event, answer, 1);
+		host_module:hook(error_event, answer, 1);
+		host_module:add_timer(stall_timeout, function ()
+			if not done then finish(false); end
+		end);
+		local stanza = st.iq({ type = "get"; from = peer.from_host; to = peer.to_host; id = id })
+			:tag("ping", { xmlns = PING_NS }):up();
+		barriers[stanza] = true;
+		host_module:send(stanza);
+	end
+
 	function send_barrier(peer)
 		if peer.barrier or peer.stalled then return; end
 		local barrier = {}; -- covers: the stanzas recorded when its ping goes out
@@ -253,21 +285,11 @@ local function watch_host(host_module, options)
 		host_module:add_timer(BARRIER_DELAY, function ()
 			if peer.barrier ~= barrier then return; end
 			barrier.covers, barrier.sent_at = peer.seq, time_now();
-			local ping = st.iq({ type = "get"; from = peer.from_host; to = peer.to_host; id = "v6alt-" .. new_id() })
-				:tag("ping", { xmlns = PING_NS }):up();
-			barriers[ping] = true;
 			start_probing(peer, probe_after);
-			host_module:send_iq(ping, nil, stall_timeout):next(function ()
-				if peer.barrier == barrier then confirm(peer, barrier.covers); end
-			end, function (err)
+			ping(peer, function (ok)
 				if peer.barrier ~= barrier then return; end
-				local answered_by = type(err) == "table" and err.context and err.context.origin;
-				if err and err.condition == "remote-server-timeout" and not answered_by then
-					return stall(peer, ("no answer to a ping for %gs"):format(stall_timeout));
-				end
-				-- Any answer, even an error, passed through the peer's stream
-				-- after our stanzas; a local bounce means Prosody bounced them too.
-				confirm(peer, barrier.covers);
+				if ok then return confirm(peer, barrier.covers); end
+				stall(peer, ("no answer to a ping for %gs"):format(stall_timeout));
 			end);
 		end);
 	end
