@@ -25,7 +25,8 @@ A_ADDRESS = "200:7670::a"
 B_ADDRESS = "200:7670::b"
 # Addresses routed to b, which does not forward: every packet to them is dropped.
 DEAD_PREFIX = "200:7671::"
-DEAD_PEERS = 200
+# More than the 256 iqs module:send_iq tracks per host: each peer's ping must be kept.
+DEAD_PEERS = 300
 PROBE_RATE = 50
 PROBE = re.compile(r"^(\w{3} \d\d \d\d:\d\d:\d\d) .*v6alt probe of \[([0-9a-f:]+)\]:\d+", re.M)
 
