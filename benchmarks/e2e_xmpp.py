@@ -98,7 +98,7 @@ def table(
 SECTION_TEXT = """\
 `sudo python benchmarks/e2e_xmpp.py --outage link,server --sweep 5,10,30,60,120,600
 --dead-peers 1000 --returning 100 --write-readme` (root; yggdrasil, Prosody 13,
-openssl, tshark, `v6alt[sidecar]` and slixmpp; about 50 minutes). Two lab
+openssl, tshark, `v6alt[sidecar]` and slixmpp; about an hour). Two lab
 hosts, each a real Yggdrasil node with a v6alt sidecar and Prosody 13 +
 mod_v6alt with the documented configuration (defaults: probes at most 300
 per second, each stalled peer every 2 s or, with more than 600 waiting,
