@@ -461,16 +461,19 @@ the underlay link returns for cuts up to 2 minutes, but after the 10 minute
 cut its reconnect backoff (doubling per failed attempt) kept the route away
 for 427 s. The 10 minute link-cut row comes from a second lab run: the first
 run waited only 180 s for the route and counted all 12 messages as lost at
-that point (its server-stop rows ran while the second lab was up). For a
+that point (its server-stop rows ran while the second lab was up). The
+rows with unreachable peers at 5, 60 and 120 s and the second dead-peer
+measurement come from a third run (`--sweep "" --dead-peers-outage
+5,60,120`). For a
 stopped Synapse the route is back when it listens again; delivery is timed
 from there, and the receiving side is polled only once its client API
 answers, which is most of the 1-3 s.
 
 1,000 unreachable peers: the probes run at the rate bound, 300 connection
-attempts per second (each peer every 1,000 / 300 = 3.3 s), costing about
-6 % of one core in the sending Synapse; every returning peer was found at
-most 3.2 s after it started listening, and a real peer behind the 900 dead
-ones got its queued messages as fast as without them.
+attempts per second (each peer every 1,000 / 300 = 3.3 s), costing 5-6 %
+of one core in the sending Synapse; every returning peer was found at most
+3.2 s after it started listening, and a real peer behind the 900 dead ones
+got its queued messages as fast as without them.
 """
 
 
