@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import LabEnvironmentError, LabError
-from .local_servers import stop
+from .local_servers import stop, unbound_server_lines
 from .netns import FlatHost, find_tool
 
 __all__ = [
@@ -177,21 +177,10 @@ def _start_resolved(host: FlatHost, directory: Path, recipe: str, log: Path) -> 
 def _start_unbound(host: FlatHost, directory: Path, recipe: str, log: Path) -> HostResolver:
     unbound = find_tool("unbound", "unbound", "apt-get install unbound")
     lines = [
-        "server:",
-        "    interface: ::1",
-        "    port: 53",
-        "    do-ip4: no",
-        "    do-daemonize: no",
-        '    chroot: ""',
-        '    username: ""',
-        f'    directory: "{directory}"',
-        f'    pidfile: "{directory}/unbound.pid"',
-        "    use-syslog: no",
-        f'    logfile: "{log}"',
-        "    verbosity: 1",
-        "    access-control: ::1/128 allow",
-        # Validating, as Debian's unbound is: without the recipe's domain-insecure
-        # the .alt names would fail (the root proves .alt does not exist).
+        *unbound_server_lines(directory, 53, logfile=str(log), verbosity=1),
+        # Validating, as Debian's unbound is (this later module-config wins):
+        # without the recipe's domain-insecure the .alt names would fail (the
+        # root proves .alt does not exist).
         '    module-config: "validator iterator"',
         *(f'    trust-anchor: "{anchor}"' for anchor in ROOT_TRUST_ANCHORS),
         "remote-control:",
