@@ -21,7 +21,7 @@ from . import local_hints as lh
 from .dns_client import TYPE_AAAA, DnsError, query
 from .net import StepError, tcp_connect
 from .options import Options
-from .prosody_local import check_prosody, validate_prosody_config
+from .prosody_local import DEFAULT_LOOKUP_CONNECTIONS, check_prosody, validate_prosody_config
 from .report import Report, Status, timed
 
 __all__ = ["DEFAULT_HOMESERVER_CONFIG", "MODULE", "check_local"]
@@ -59,7 +59,9 @@ def check_local(
     server = _homeserver(report, options, path, homeserver)
     _sidecar(report, options, sidecar_config, sidecar)
     if prosody_config is not None:
-        check_prosody(report, options, prosody_config, _lookup_listen(sidecar))
+        check_prosody(
+            report, options, prosody_config, _lookup_listen(sidecar), _lookup_connections(sidecar)
+        )
     _source(report, server)
     return report
 
@@ -71,6 +73,14 @@ def _lookup_listen(data: object) -> str | None:
     except ConfigError:
         return None
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _lookup_connections(data: object) -> int:
+    """The sidecar's ``limits.lookup_connections`` (the default without a valid file)."""
+    try:
+        return parse_config(data).sidecar.limits.lookup_connections
+    except ConfigError:
+        return DEFAULT_LOOKUP_CONNECTIONS
 
 
 def _read(option: str, path: str, *, unique_keys: bool) -> object:

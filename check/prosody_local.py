@@ -28,6 +28,9 @@ from .report import Report, Status
 __all__ = ["check_prosody"]
 
 DEFAULT_LOOKUP_URL = "http://[::1]:5380"
+DEFAULT_LOOKUP_CONCURRENCY = 16  # mod_v6alt's v6alt_lookup_concurrency
+MAX_LOOKUP_CONCURRENCY = 1024
+DEFAULT_LOOKUP_CONNECTIONS = 64  # the sidecar's limits.lookup_connections
 MAX_CONFIG_BYTES = 1 << 20
 _OPTIONS = (
     "plugin_paths",
@@ -38,6 +41,7 @@ _OPTIONS = (
     "s2s_require_encryption",
     "v6alt_lookup_url",
     "v6alt_lookup_timeout",
+    "v6alt_lookup_concurrency",
     "component_module",
     "data_path",
 )
@@ -157,8 +161,15 @@ def validate_prosody_config(path: str) -> None:
         raise UsageError(f"check local: --prosody-config {shown}: over 1 MiB")
 
 
-def check_prosody(report: Report, options: Options, path: str, lookup_listen: str | None) -> None:
-    """The prosody.* checks; ``lookup_listen``: the sidecar's lookup address, when known."""
+def check_prosody(
+    report: Report,
+    options: Options,
+    path: str,
+    lookup_listen: str | None,
+    lookup_connections: int = DEFAULT_LOOKUP_CONNECTIONS,
+) -> None:
+    """The prosody.* checks; ``lookup_listen``: the sidecar's lookup address, when
+    known; ``lookup_connections``: its ``sidecar.limits.lookup_connections``."""
     shown = abridge(path)
     config = read_prosody_config(path, options.timeout)
     if isinstance(config, str):
@@ -178,6 +189,7 @@ def check_prosody(report: Report, options: Options, path: str, lookup_listen: st
     _plugin_paths(report, glob)
     _security(report, glob)
     _lookup_url(report, glob, lookup_listen)
+    _lookup_concurrency(report, glob, lookup_connections)
     _mixed(report, hosts)
 
 
@@ -294,6 +306,43 @@ def _lookup_url(report: Report, glob: dict[str, Any], lookup_listen: str | None)
         )
         return
     report.add_new("prosody.lookup_url", Status.PASS, f"v6alt_lookup_url {url}")
+
+
+def _lookup_concurrency(report: Report, glob: dict[str, Any], lookup_connections: int) -> None:
+    # mod_v6alt opens one connection per lookup; past the sidecar's limit the
+    # sidecar closes open ones, and those lookups fail closed.
+    value = glob.get("v6alt_lookup_concurrency", DEFAULT_LOOKUP_CONCURRENCY)
+    wanted = min(DEFAULT_LOOKUP_CONCURRENCY, lookup_connections - 1)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 1 <= value <= MAX_LOOKUP_CONCURRENCY
+    ):
+        report.add_new(
+            "prosody.lookup_concurrency",
+            Status.FAIL,
+            f"v6alt_lookup_concurrency {str(value)[:32]!r} is not a number from 1 to "
+            f"{MAX_LOOKUP_CONCURRENCY} (mod_v6alt uses {DEFAULT_LOOKUP_CONCURRENCY} instead)",
+            f"set v6alt_lookup_concurrency = {max(wanted, 1)} in prosody.cfg.lua, or remove it",
+        )
+        return
+    if value >= lookup_connections:
+        report.add_new(
+            "prosody.lookup_concurrency",
+            Status.FAIL,
+            f"v6alt_lookup_concurrency {value:g} is not below the sidecar's "
+            f"limits.lookup_connections {lookup_connections}: a burst of lookups "
+            "gets open ones closed, and those fail closed",
+            f"set v6alt_lookup_concurrency = {max(wanted, 1)} in prosody.cfg.lua, or raise "
+            "sidecar.limits.lookup_connections",
+        )
+        return
+    report.add_new(
+        "prosody.lookup_concurrency",
+        Status.PASS,
+        f"v6alt_lookup_concurrency {value:g}, below the sidecar's "
+        f"limits.lookup_connections {lookup_connections}",
+    )
 
 
 def _mixed(report: Report, hosts: dict[str, Any]) -> None:

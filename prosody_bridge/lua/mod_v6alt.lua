@@ -150,6 +150,10 @@ local scheduler = probe_scheduler.new({
 	counted = metrics.probe;
 });
 local probe_after = number_option(module, "v6alt_s2s_probe_after", 2, 0.1, 3600);
+-- Below the sidecar's lookup_connections (64), so that a burst of lookups
+-- never reaches its eviction of open connections.
+local lookup_queue = module:require("v6alt_lookup_queue").new(
+	number_option(module, "v6alt_lookup_concurrency", 16, 1, 1024));
 
 local function is_v6alt(domain)
 	return type(domain) == "string" and domain:lower():sub(-7) == ".v6.alt";
@@ -163,37 +167,42 @@ end
 
 -- Ask the lookup service. Resolves with the decoded JSON object; rejects
 -- with { reason = string, unavailable = bool } (unavailable: the service
--- itself did not answer, as opposed to refusing the input).
+-- itself did not answer, as opposed to refusing the input). At most
+-- v6alt_lookup_concurrency are open at once; v6alt_lookup_timeout counts
+-- from when a lookup's request is sent, not while it waits its turn.
 local function lookup(endpoint, params)
 	local url = lookup_url .. endpoint .. "?" .. formencode(params);
 	return promise.new(function (resolve, reject)
-		local settled = false;
-		local function settle(fn, value)
-			if settled then return; end
-			settled = true;
-			metrics.lookup(endpoint, fn == resolve, value);
-			fn(value);
-		end
-		local request;
-		-- module:add_timer, not util.timer: the timer dies with the module.
-		module:add_timer(lookup_timeout, function ()
-			if settled then return; end
-			settle(reject, { unavailable = true; reason = ("no answer within %gs"):format(lookup_timeout) });
-			if request then http.destroy_request(request); end
-		end);
-		request = http_client:request(url, nil, function (body, code)
-			if code == 0 then
-				return settle(reject, { unavailable = true; reason = tostring(body) });
+		lookup_queue:run(function (done)
+			local settled = false;
+			local function settle(fn, value)
+				if settled then return; end
+				settled = true;
+				done();
+				metrics.lookup(endpoint, fn == resolve, value);
+				fn(value);
 			end
-			local answer = type(body) == "string" and json.decode(body) or nil;
-			if code ~= 200 then
-				local text = type(answer) == "table" and answer.error or ("HTTP status " .. tostring(code));
-				return settle(reject, { unavailable = code >= 500; reason = tostring(text) });
-			end
-			if type(answer) ~= "table" then
-				return settle(reject, { unavailable = true; reason = "answer is not a JSON object" });
-			end
-			settle(resolve, answer);
+			local request;
+			-- module:add_timer, not util.timer: the timer dies with the module.
+			module:add_timer(lookup_timeout, function ()
+				if settled then return; end
+				settle(reject, { unavailable = true; reason = ("no answer within %gs"):format(lookup_timeout) });
+				if request then http.destroy_request(request); end
+			end);
+			request = http_client:request(url, nil, function (body, code)
+				if code == 0 then
+					return settle(reject, { unavailable = true; reason = tostring(body) });
+				end
+				local answer = type(body) == "string" and json.decode(body) or nil;
+				if code ~= 200 then
+					local text = type(answer) == "table" and answer.error or ("HTTP status " .. tostring(code));
+					return settle(reject, { unavailable = code >= 500; reason = tostring(text) });
+				end
+				if type(answer) ~= "table" then
+					return settle(reject, { unavailable = true; reason = "answer is not a JSON object" });
+				end
+				settle(resolve, answer);
+			end);
 		end);
 	end);
 end

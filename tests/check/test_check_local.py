@@ -165,7 +165,7 @@ def test_prosody_config_as_documented(pair: Pair, host: Host) -> None:
     result = _with_prosody(pair, host, _prosody_config(pair.root, body))
     assert result.code == 0, result.report["checks"]
     for check in ("config", "module", "plugin_paths", "s2s_secure_auth",
-                  "s2s_require_encryption", "lookup_url"):  # fmt: skip
+                  "s2s_require_encryption", "lookup_url", "lookup_concurrency"):  # fmt: skip
         assert result.one(f"prosody.{check}")["status"] == "pass", check
     assert result.checks("prosody.component") == []
     assert result.checks("prosody.virtualhost") == []
@@ -177,6 +177,7 @@ def test_prosody_config_mistakes(pair: Pair, host: Host) -> None:
 plugin_paths = {{ "{pair.root}/nowhere" }}
 modules_enabled = {{ "tls"; "saslauth"; "s2s_v6mesh" }}
 v6alt_lookup_url = "http://[::1]:5999"
+v6alt_lookup_concurrency = 64
 VirtualHost "example.org"
     modules_enabled = {{ "v6alt" }}
 Component "groups.example.org" "muc"
@@ -198,12 +199,42 @@ Component "groups.example.org" "muc"
     assert lookup["summary"] == (
         f"v6alt_lookup_url http://[::1]:5999 is not the sidecar's lookup_listen [::1]:{LOOKUP_PORT}"
     )
+    concurrency = result.one("prosody.lookup_concurrency")
+    assert concurrency["summary"].startswith(
+        "v6alt_lookup_concurrency 64 is not below the sidecar's limits.lookup_connections 64"
+    )
+    assert "set v6alt_lookup_concurrency = 16" in concurrency["hint"]
     assert result.one("prosody.component")["summary"] == (
         'Component "groups.example.org" does not list v6alt'
     )
     virtual = result.one("prosody.virtualhost")
     assert virtual["status"] == "info"
     assert 'docs/mixed.md, "Keeping a DNS name on the mesh"' in virtual["hint"]
+
+
+@pytest.mark.skipif(shutil.which("prosody") is None, reason="needs prosody")
+def test_prosody_lookup_concurrency_against_the_sidecars_limit(pair: Pair, host: Host) -> None:
+    # The default 16 against a sidecar that takes 8 lookup connections.
+    sidecar = pair.root / "sidecar-few-lookups.yaml"
+    sidecar.write_text(host.sidecar_config.read_text() + "  limits:\n    lookup_connections: 8\n")
+    prosody = _prosody_config(pair.root, 'modules_enabled = { "v6alt" }\n')
+    result = pair.check(
+        "local", "--homeserver-config", str(host.homeserver(pair.root)),
+        "--sidecar-config", str(sidecar), "--prosody-config", str(prosody),
+        namespace=pair.server,
+    )  # fmt: skip
+    concurrency = result.one("prosody.lookup_concurrency")
+    assert concurrency["status"] == "fail"
+    assert concurrency["summary"].startswith(
+        "v6alt_lookup_concurrency 16 is not below the sidecar's limits.lookup_connections 8"
+    )
+    assert "set v6alt_lookup_concurrency = 7" in concurrency["hint"]
+    for bad in ('"many"', "0", "5000"):
+        prosody.write_text(f'modules_enabled = {{ "v6alt" }}\nv6alt_lookup_concurrency = {bad}\n')
+        result = _with_prosody(pair, host, prosody)
+        concurrency = result.one("prosody.lookup_concurrency")
+        assert concurrency["status"] == "fail", bad
+        assert "is not a number from 1 to 1024" in concurrency["summary"], bad
 
 
 @pytest.mark.skipif(shutil.which("prosody") is None, reason="needs prosody")
