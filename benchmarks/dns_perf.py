@@ -84,11 +84,18 @@ def run_dnsperf(port: int, queries: Path, extra: list[str]) -> str:
     return result.stdout
 
 
-def throughput(port: int, queries: Path, seconds: float, clients: int) -> tuple[float, float]:
+def throughput(
+    port: int, pid: int, queries: Path, seconds: float, clients: int
+) -> tuple[float, float, tuple[float, float]]:
+    """queries/s, the share lost (%), and the server's (user, system) CPU time per
+    answered query (us) at that full load."""
+    before = cpu_split(pid)
     out = run_dnsperf(port, queries, ["-l", str(seconds), "-c", str(clients), "-q", "200"])
+    after = cpu_split(pid)
     qps = float(re.search(r"Queries per second:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     lost = float(re.search(r"Queries lost:\s+\d+ \(([0-9.]+)%\)", out).group(1))  # type: ignore[union-attr]
-    return qps, lost
+    done = int(re.search(r"Queries completed:\s+(\d+)", out).group(1)) or 1  # type: ignore[union-attr]
+    return qps, lost, ((after[0] - before[0]) / done * 1e6, (after[1] - before[1]) / done * 1e6)
 
 
 def p99_and_cpu(
@@ -114,13 +121,20 @@ def _processes(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of the server (all its threads and worker processes)."""
-    ticks = 0
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time (s) of the server (all its threads and worker processes)."""
+    user = system = 0
     for p in _processes(pid):
         fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])  # utime
+        system += int(fields[12])  # stime
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the server (all its threads and worker processes)."""
+    return sum(cpu_split(pid))
 
 
 def rss_kib(pid: int) -> int:
@@ -187,15 +201,17 @@ def measure_point(
         lost: dict[str, list[float]] = {label: [] for label in servers}
         p99: dict[str, list[float]] = {label: [] for label in servers}
         cpu: dict[str, list[float]] = {label: [] for label in servers}
+        full_load: dict[str, list[tuple[float, float]]] = {label: [] for label in servers}
         for port, _pid in servers.values():  # warm-up: first packets, unbound's thread start-up
             run_dnsperf(port, queries, ["-l", "1", "-c", str(args.clients)])
         time.sleep(1.5)  # worker counts reach the primary once a second
         answered_before, hits_before = answered_and_hits(lookup_port)
         for _ in range(args.repeat):
-            for label, (port, _pid) in servers.items():
-                q, loss = throughput(port, queries, args.seconds, args.clients)
+            for label, (port, pid) in servers.items():
+                q, loss, split = throughput(port, pid, queries, args.seconds, args.clients)
                 qps[label].append(q)
                 lost[label].append(loss)
+                full_load[label].append(split)
         time.sleep(1.5)
         answered_after, hits_after = answered_and_hits(lookup_port)
         for _ in range(args.repeat):
@@ -217,6 +233,8 @@ def measure_point(
                 "lost": max(lost[label]),
                 "p99_ms": statistics.median(p99[label]) * 1e3,
                 "cpu_us": statistics.median(cpu[label]),
+                "full_load_user_us": statistics.median(u for u, _ in full_load[label]),
+                "full_load_system_us": statistics.median(s for _, s in full_load[label]),
                 "rss_mib": sum(rss_kib(p) for p in _processes(pid)) / 1024,
                 "rss_max_mib": max(rss_kib(p) for p in _processes(pid)) / 1024,
                 "cache_hits": hit_share if label == "sidecar" else None,
@@ -227,6 +245,8 @@ def measure_point(
             print(
                 f"{names:,} names, {workers} worker(s), {label}: {row['qps']:,.0f} q/s "
                 f"(runs: {runs}), p99 {row['p99_ms']:.3f} ms, {row['cpu_us']:.1f} us CPU/query, "
+                f"at full load {row['full_load_user_us']:.2f} + "
+                f"{row['full_load_system_us']:.2f} us user + system, "
                 f"RSS {row['rss_mib']:.1f} MiB",
                 file=sys.stderr,
                 flush=True,
@@ -256,6 +276,15 @@ def pooled(sessions: list[list[dict[str, Any]]]) -> dict[tuple[int, int], dict[s
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(row[key]) for row in rows)
+
+
+def _full_load(rows: list[dict[str, Any]]) -> str:
+    """User + system CPU per query at full load, medians over the sessions that have it."""
+    measured = [row for row in rows if "full_load_user_us" in row]
+    if not measured:
+        return "-"
+    user, system = _median(measured, "full_load_user_us"), _median(measured, "full_load_system_us")
+    return f"{user:.1f} + {system:.1f}"
 
 
 def render(sessions: list[list[dict[str, Any]]], args: argparse.Namespace) -> str:
@@ -288,7 +317,8 @@ def render(sessions: list[list[dict[str, Any]]], args: argparse.Namespace) -> st
         f"({CACHE_ENTRIES:,} entries, oldest first out): dnsperf cycles through the file in",
         "order, so with more names than that only the names at the start of each dnsperf",
         "run can still be cached from the run before, and the row measures the uncached",
-        "path (`v6alt.dns_fast`).",
+        "path (`v6alt.dns_fast`). CPU per query at full load: the server's user and",
+        "system CPU time during the queries/s runs over the queries answered in them.",
         "",
         machine_line("dnsperf and both servers on the same machine")
         + "; the machine was shared with other",
@@ -298,8 +328,9 @@ def render(sessions: list[list[dict[str, Any]]], args: argparse.Namespace) -> st
         "",
         "| distinct names | workers / threads | unbound q/s | sidecar q/s | ratio: paired / "
         "of medians | sidecar cache hits | p99 unbound / sidecar | CPU per query unbound / "
-        "sidecar | RSS unbound | RSS sidecar |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "sidecar | CPU per query at full load, user + system, unbound / sidecar | "
+        "RSS unbound | RSS sidecar |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for (names, workers), point in sorted(points.items()):
@@ -311,7 +342,8 @@ def render(sessions: list[list[dict[str, Any]]], args: argparse.Namespace) -> st
             f"{point['sidecar_qps']:,.0f} | {paired:.2f}x / {of_medians:.2f}x | "
             f"{_median(s, 'cache_hits'):.0%} | {_median(u, 'p99_ms'):.2f} / "
             f"{_median(s, 'p99_ms'):.2f} ms | {_median(u, 'cpu_us'):.1f} / "
-            f"{_median(s, 'cpu_us'):.1f} us | {_median(u, 'rss_mib'):.1f} MiB | "
+            f"{_median(s, 'cpu_us'):.1f} us | {_full_load(u)} / {_full_load(s)} us | "
+            f"{_median(u, 'rss_mib'):.1f} MiB | "
             f"{_median(s, 'rss_mib'):.1f} MiB ({rss_max:.1f}) |"
         )
         target = TARGETS.get(names)

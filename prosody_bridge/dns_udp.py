@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from v6alt.dns_wire import Action, Reply, Responder
 
 from .dns_forwarder import UdpForwarder
 from .metrics import QTYPE_NAMES, DnsKey, SidecarMetrics, dns_key
+from .udp_batch import BatchUnavailable, UdpBatch, open_batch
 
 if TYPE_CHECKING:
     from .dns_server import RefusalLog
@@ -37,6 +39,9 @@ CACHE_ENTRIES = 8192
 CACHE_MAX_KEY = 320  # longer packets are valid but unusual: not worth a cache slot
 UDP_RECV_SIZE = 4096  # no real query is larger; a longer datagram is cut and gets FORMERR
 UDP_READ_BURST = 256  # datagrams per reactor turn: TCP and HTTP still get their share
+UDP_BATCH = 64  # datagrams per recvmmsg/sendmmsg
+#: Set to 0 to read and answer one datagram per system call (docs/dns.md).
+BATCH_VARIABLE = "V6ALT_UDP_BATCH"
 
 Address = tuple[str, int]
 
@@ -70,11 +75,14 @@ class ReplyCache:
 class DnsUdpPort(udp.Port):
     """Twisted's UDP port with the reply cache consulted inside the read loop.
 
-    A cached reply costs one recvfrom, one dictionary lookup and one sendto,
-    without a Python call per datagram; misses go to the protocol as usual.
+    A cached reply costs one dictionary lookup, without a Python call per
+    datagram; where the system has ``recvmmsg`` (Linux) datagrams are read and
+    answered a batch per system call (:mod:`.udp_batch`), elsewhere one
+    ``recvfrom`` and one ``sendto`` each. Misses go to the protocol as usual.
     """
 
     protocol: DnsUdpProtocol
+    batch: UdpBatch | None = None
 
     @classmethod
     def adopt(cls, reactor: Any, sock: Any, proto: DnsUdpProtocol) -> DnsUdpPort:
@@ -83,9 +91,55 @@ class DnsUdpPort(udp.Port):
             reactor, sock.fileno(), sock.family, proto, maxPacketSize=UDP_RECV_SIZE
         )
         port.startListening()  # type: ignore[no-untyped-call]
+        if os.environ.get(BATCH_VARIABLE, "").lower() not in ("0", "off", "no", "false"):
+            port.batch = open_batch(port.socket, UDP_BATCH, UDP_RECV_SIZE)
         return port
 
     def doRead(self) -> None:
+        if self.batch is None:
+            self._read_one_by_one()
+            return
+        try:
+            self._read_batches(self.batch)
+        except BatchUnavailable as exc:
+            log.warning("dns: %s; reading UDP one datagram at a time from now on", exc)
+            self.batch = None
+
+    def _read_batches(self, batch: UdpBatch) -> None:
+        proto = self.protocol
+        lookup = proto.cache.data.get
+        store = proto.cache.store
+        fast = proto.fast.answer
+        keys = proto.fast_keys
+        counts = proto.counts
+        for _ in range(UDP_READ_BURST // UDP_BATCH):
+            received = batch.receive()
+            if not received:
+                return
+            try:
+                for slot in batch.reply_from_table(received, lookup, counts):
+                    data = batch.datagram(slot)
+                    try:
+                        answered = fast(data)
+                    except Exception:  # a bug must cost one packet, never the listener
+                        log.exception("dns: fast path failed on a %d-byte packet", len(data))
+                        answered = None
+                    if answered is None:
+                        address = batch.address(slot)
+                        if address is not None:
+                            proto.general(data, address)
+                        continue
+                    reply, qtype = answered
+                    if batch.reply(slot, reply):
+                        key = keys.get(qtype) or proto.fast_key(qtype)
+                        counts[key[0]] += 1
+                        store(data, reply, key[1])
+            finally:
+                batch.flush()
+            if received < UDP_BATCH:
+                return  # drained: another recvmmsg would only say EAGAIN
+
+    def _read_one_by_one(self) -> None:
         proto = self.protocol
         lookup = proto.cache.data.get
         store = proto.cache.store

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ if shutil.which("dig") is None:
     pytest.skip("dig is not installed (apt-get install dnsutils)", allow_module_level=True)
 
 from tests.metrics_support import fetch, parse
+from v6alt.codec import encode
 from v6alt.dns_wire import Responder, build_query
 from v6alt.lab.local_servers import (
     Sidecar,
@@ -30,6 +32,7 @@ from v6alt.lab.local_servers import (
     unbound_config,
 )
 from v6alt.policy import Policy
+from v6alt.prosody_bridge.dns_udp import BATCH_VARIABLE
 
 pytestmark = pytest.mark.integration
 
@@ -334,10 +337,22 @@ def test_tells_systemd_when_ready() -> None:
                 assert notify.recv(4096) == b"READY=1"
 
 
-def test_udp_replies_are_the_general_paths_bytes_and_are_counted(sidecar: Sidecar) -> None:
+@pytest.fixture(scope="module")
+def one_by_one_sidecar() -> Iterator[Sidecar]:
+    """A sidecar reading UDP one datagram per system call, not in recvmmsg batches."""
+    with running_sidecar(env={BATCH_VARIABLE: "0"}) as running:
+        yield running
+
+
+@pytest.mark.parametrize("reading", ["batched", "one by one"])
+def test_udp_replies_are_the_general_paths_bytes_and_are_counted(
+    request: pytest.FixtureRequest, reading: str
+) -> None:
     """Over a real socket, the fast path (first ask) and the reply cache (second ask,
     another ID) send exactly what the general path builds, refusals included, and the
-    answers are counted by query type and response code."""
+    answers are counted by query type and response code; reading batches with
+    recvmmsg/sendmmsg or one datagram per system call."""
+    sidecar = request.getfixturevalue("sidecar" if reading == "batched" else "one_by_one_sidecar")
     general = Responder(Policy())
     names = [NAME, "AiAmVog6wthgaq3cisjokoiewu.V6.alt", "_xmpp-server._tcp." + NAME, "a-e.v6.alt"]
     packets = [
@@ -366,3 +381,38 @@ def test_udp_replies_are_the_general_paths_bytes_and_are_counted(sidecar: Sideca
     for qtype in ("AAAA", "A", "ANY", "SRV"):
         assert moved(qtype, "NOERROR") == 18
         assert moved(qtype, "NXDOMAIN") == 6
+
+
+@pytest.mark.parametrize("reading", ["batched", "one by one"])
+def test_many_clients_in_flight_each_get_their_own_answers(
+    request: pytest.FixtureRequest, reading: str
+) -> None:
+    """16 sockets with 100 queries each in flight at once (so the read loop sees full
+    batches): each socket gets one answer per query, with its ID, the general path's
+    bytes, whether from the fast path or the reply cache."""
+    sidecar = request.getfixturevalue("sidecar" if reading == "batched" else "one_by_one_sidecar")
+    general = Responder(Policy())
+    names = [encode(IPv6Address("200:5::") + number) for number in range(50)]
+    clients = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(16)]
+    queries = [
+        [(index * 100 + number).to_bytes(2, "big") + build_query(names[number % 50])[2:]
+         for number in range(100)]
+        for index in range(16)
+    ]  # fmt: skip
+    try:
+        for client in clients:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            client.settimeout(10)
+        for client, sent in zip(clients, queries, strict=True):
+            for query in sent:
+                client.sendto(query, ("::1", sidecar.dns_port))
+        for client, sent in zip(clients, queries, strict=True):
+            got: dict[bytes, bytes] = {}
+            while len(got) < len(sent):
+                reply = client.recv(4096)
+                assert reply[:2] not in got, "an answer came twice"
+                got[reply[:2]] = reply
+            assert got == {query[:2]: general.respond(query).data for query in sent}
+    finally:
+        for client in clients:
+            client.close()
