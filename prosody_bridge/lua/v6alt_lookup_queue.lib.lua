@@ -45,8 +45,7 @@ function queue_methods:_pump()
 		local ok, err = pcall(start, done);
 		if not ok then
 			module:log("error", "v6alt lookup failed to start: %s", tostring(err));
-			finished = true;
-			self.open = self.open - 1;
+			done();
 		end
 	end
 	self.pumping = false;
