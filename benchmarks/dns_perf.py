@@ -350,10 +350,16 @@ def render(sessions: list[list[dict[str, Any]]], args: argparse.Namespace) -> st
         if target is not None:
             ratio = min(paired, of_medians)
             ok = ratio >= target and rss_max < RSS_LIMIT_MIB
+            sessions_text = ""
+            if len(s) > 1:
+                sessions_text = "; session by session " + ", ".join(
+                    f"{statistics.median(row['ratios']):.2f}x / {row['qps'] / ur['qps']:.2f}x"
+                    for row, ur in zip(s, u, strict=True)
+                )
             verdicts.append(
                 f"- {names:,} names, {workers} worker(s) / thread(s): {ratio:.2f}x, the lower "
                 f"of the two ratios (target at least {target:.1f}x, each sidecar process under "
-                f"{RSS_LIMIT_MIB} MiB): {'met' if ok else 'missed'}"
+                f"{RSS_LIMIT_MIB} MiB): {'met' if ok else 'missed'}{sessions_text}"
             )
     if verdicts:
         lines += ["", *verdicts]

@@ -145,7 +145,11 @@ def module_config(env: dict[str, str]) -> dict[str, Any]:
     return {
         "ranges": ranges,
         "ip_bound_trust": True,
-        "synapse": {"inbound_ip_binding": "log"},
+        "synapse": {
+            "inbound_ip_binding": "log",
+            "recovery_probe_rate": 300,
+            "recovery_probe_interval": 2,
+        },
     }
 
 
