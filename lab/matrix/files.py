@@ -131,11 +131,7 @@ def documented_settings(
                 "config": {
                     "ranges": {"allow": ["200::/7", "2000::/3"], "cjdns": False},
                     "ip_bound_trust": True,
-                    "synapse": {
-                        "inbound_ip_binding": "log",
-                        "recovery_probe_rate": 300,
-                        "recovery_probe_interval": 2,
-                    },
+                    "synapse": {"inbound_ip_binding": "log"},
                 },
             }
         ],
