@@ -59,28 +59,21 @@ def check_local(
     server = _homeserver(report, options, path, homeserver)
     _sidecar(report, options, sidecar_config, sidecar)
     if prosody_config is not None:
-        check_prosody(
-            report, options, prosody_config, _lookup_listen(sidecar), _lookup_connections(sidecar)
-        )
+        check_prosody(report, options, prosody_config, *_sidecar_lookup(sidecar))
     _source(report, server)
     return report
 
 
-def _lookup_listen(data: object) -> str | None:
-    """The sidecar's lookup address as ``[HOST]:PORT`` (the defaults without a file)."""
+def _sidecar_lookup(data: object) -> tuple[str | None, int]:
+    """The sidecar's lookup address as ``[HOST]:PORT`` (None for a config that does
+    not parse; the defaults without a file) and its ``limits.lookup_connections``."""
     try:
-        host, port = parse_config(data).sidecar.lookup_listen
+        sidecar = parse_config(data).sidecar
     except ConfigError:
-        return None
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _lookup_connections(data: object) -> int:
-    """The sidecar's ``limits.lookup_connections`` (the default without a valid file)."""
-    try:
-        return parse_config(data).sidecar.limits.lookup_connections
-    except ConfigError:
-        return DEFAULT_LOOKUP_CONNECTIONS
+        return None, DEFAULT_LOOKUP_CONNECTIONS
+    host, port = sidecar.lookup_listen
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return listen, sidecar.limits.lookup_connections
 
 
 def _read(option: str, path: str, *, unique_keys: bool) -> object:

@@ -312,7 +312,7 @@ def _lookup_concurrency(report: Report, glob: dict[str, Any], lookup_connections
     # mod_v6alt opens one connection per lookup; past the sidecar's limit the
     # sidecar closes open ones, and those lookups fail closed.
     value = glob.get("v6alt_lookup_concurrency", DEFAULT_LOOKUP_CONCURRENCY)
-    wanted = min(DEFAULT_LOOKUP_CONCURRENCY, lookup_connections - 1)
+    wanted = max(1, min(DEFAULT_LOOKUP_CONCURRENCY, lookup_connections - 1))
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -323,7 +323,7 @@ def _lookup_concurrency(report: Report, glob: dict[str, Any], lookup_connections
             Status.FAIL,
             f"v6alt_lookup_concurrency {str(value)[:32]!r} is not a number from 1 to "
             f"{MAX_LOOKUP_CONCURRENCY} (mod_v6alt uses {DEFAULT_LOOKUP_CONCURRENCY} instead)",
-            f"set v6alt_lookup_concurrency = {max(wanted, 1)} in prosody.cfg.lua, or remove it",
+            f"set v6alt_lookup_concurrency = {wanted} in prosody.cfg.lua, or remove it",
         )
         return
     if value >= lookup_connections:
@@ -333,7 +333,7 @@ def _lookup_concurrency(report: Report, glob: dict[str, Any], lookup_connections
             f"v6alt_lookup_concurrency {value:g} is not below the sidecar's "
             f"limits.lookup_connections {lookup_connections}: a burst of lookups "
             "gets open ones closed, and those fail closed",
-            f"set v6alt_lookup_concurrency = {max(wanted, 1)} in prosody.cfg.lua, or raise "
+            f"set v6alt_lookup_concurrency = {wanted} in prosody.cfg.lua, or raise "
             "sidecar.limits.lookup_connections",
         )
         return

@@ -108,9 +108,6 @@ class DnsUdpPort(udp.Port):
     def _read_batches(self, batch: UdpBatch) -> None:
         proto = self.protocol
         lookup = proto.cache.data.get
-        store = proto.cache.store
-        fast = proto.fast.answer
-        keys = proto.fast_keys
         counts = proto.counts
         for _ in range(UDP_READ_BURST // UDP_BATCH):
             received = batch.receive()
@@ -119,21 +116,16 @@ class DnsUdpPort(udp.Port):
             try:
                 for slot in batch.reply_from_table(received, lookup, counts):
                     data = batch.datagram(slot)
-                    try:
-                        answered = fast(data)
-                    except Exception:  # a bug must cost one packet, never the listener
-                        log.exception("dns: fast path failed on a %d-byte packet", len(data))
-                        answered = None
-                    if answered is None:
-                        address = batch.address(slot)
-                        if address is not None:
-                            proto.general(data, address)
+                    reply = proto.fast_answer(data)
+                    if reply is not None and batch.reply(slot, reply):
                         continue
-                    reply, qtype = answered
-                    if batch.reply(slot, reply):
-                        key = keys.get(qtype) or proto.fast_key(qtype)
-                        counts[key[0]] += 1
-                        store(data, reply, key[1])
+                    address = batch.address(slot)
+                    if address is None:
+                        continue
+                    if reply is None:
+                        proto.general(data, address)
+                    else:  # longer than a batch slot
+                        proto.send(reply, address)
             finally:
                 batch.flush()
             if received < UDP_BATCH:
@@ -142,9 +134,7 @@ class DnsUdpPort(udp.Port):
     def _read_one_by_one(self) -> None:
         proto = self.protocol
         lookup = proto.cache.data.get
-        store = proto.cache.store
-        fast = proto.fast.answer
-        keys = proto.fast_keys
+        fast_answer = proto.fast_answer
         counts = proto.counts
         recvfrom = self.socket.recvfrom
         # Replies go out after the burst is read: sent back to back, they reach a
@@ -166,19 +156,11 @@ class DnsUdpPort(udp.Port):
                     add((data[:2] + cached[0], addr))
                     counts[cached[1]] += 1
                     continue
-                try:
-                    answered = fast(data)
-                except Exception:  # a bug must cost one packet, never the listener
-                    log.exception("dns: fast path failed on a %d-byte packet", len(data))
-                    answered = None
-                if answered is None:
+                reply = fast_answer(data)
+                if reply is None:
                     proto.general(data, addr)
-                    continue
-                reply, qtype = answered
-                add((reply, addr))
-                key = keys.get(qtype) or proto.fast_key(qtype)
-                counts[key[0]] += 1
-                store(data, reply, key[1])
+                else:
+                    add((reply, addr))
         finally:
             sendto = self.socket.sendto
             for reply, addr in replies:
@@ -241,18 +223,30 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         cached = self._lookup(datagram[2:])
         if cached is not None:
-            self._send(datagram[:2] + cached[0], addr)
+            self.send(datagram[:2] + cached[0], addr)
             self.counts[cached[1]] += 1
             return
-        answered = self.fast.answer(datagram)
-        if answered is None:
+        reply = self.fast_answer(datagram)
+        if reply is None:
             self.general(datagram, addr)
-            return
+        else:
+            self.send(reply, addr)
+
+    def fast_answer(self, datagram: bytes) -> bytes | None:
+        """The fast path's reply to ``datagram``, counted and stored in the reply
+        cache; None when the general path must answer it."""
+        try:
+            answered = self.fast.answer(datagram)
+        except Exception:  # a bug must cost one packet, never the listener
+            log.exception("dns: fast path failed on a %d-byte packet", len(datagram))
+            return None
+        if answered is None:
+            return None
         reply, qtype = answered
-        self._send(reply, addr)
-        keys = self.fast_key(qtype)
+        keys = self.fast_keys.get(qtype) or self.fast_key(qtype)
         self.counts[keys[0]] += 1
         self.cache.store(datagram, reply, keys[1])
+        return reply
 
     def general(self, datagram: bytes, addr: Any) -> None:
         """Answer with the general :class:`Responder` (what the fast path declined)."""
@@ -269,7 +263,7 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
                 self.cache.store(
                     datagram, reply.data, dns_key("udp", datagram, reply.data, cached=True)
                 )
-            self._send(reply.data, addr)
+            self.send(reply.data, addr)
             self.counts[dns_key("udp", datagram, reply.data)] += 1
         elif reply.action is Action.FORWARD and self.forwarder is not None:
             self.forwarder.forward(datagram).addCallback(self._send_forwarded, datagram, addr)
@@ -278,13 +272,13 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
 
     def _send_forwarded(self, data: bytes, query: bytes, addr: Any) -> None:
         if data:
-            self._send(data, addr)
+            self.send(data, addr)
         self.counts[dns_key("udp", query, data)] += 1
 
-    def _send(self, data: bytes, addr: Any) -> None:
+    def send(self, data: bytes, addr: Any) -> None:
+        """Send one datagram; a failure is ignored (UDP: the client retries)."""
         sendto = self._sendto
         if sendto is None:
             return
-        # The client went away or the buffer is full: UDP, the client retries.
         with contextlib.suppress(OSError):
             sendto(data, addr)

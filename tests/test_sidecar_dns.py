@@ -344,15 +344,20 @@ def one_by_one_sidecar() -> Iterator[Sidecar]:
         yield running
 
 
-@pytest.mark.parametrize("reading", ["batched", "one by one"])
-def test_udp_replies_are_the_general_paths_bytes_and_are_counted(
-    request: pytest.FixtureRequest, reading: str
-) -> None:
+@pytest.fixture(params=["batched", "one by one"])
+def either_sidecar(request: pytest.FixtureRequest) -> Sidecar:
+    """The module's sidecar (recvmmsg batches), then the one reading one by one."""
+    name = "sidecar" if request.param == "batched" else "one_by_one_sidecar"
+    running: Sidecar = request.getfixturevalue(name)
+    return running
+
+
+def test_udp_replies_are_the_general_paths_bytes_and_are_counted(either_sidecar: Sidecar) -> None:
     """Over a real socket, the fast path (first ask) and the reply cache (second ask,
     another ID) send exactly what the general path builds, refusals included, and the
     answers are counted by query type and response code; reading batches with
     recvmmsg/sendmmsg or one datagram per system call."""
-    sidecar = request.getfixturevalue("sidecar" if reading == "batched" else "one_by_one_sidecar")
+    sidecar = either_sidecar
     general = Responder(Policy())
     names = [NAME, "AiAmVog6wthgaq3cisjokoiewu.V6.alt", "_xmpp-server._tcp." + NAME, "a-e.v6.alt"]
     packets = [
@@ -383,14 +388,11 @@ def test_udp_replies_are_the_general_paths_bytes_and_are_counted(
         assert moved(qtype, "NXDOMAIN") == 6
 
 
-@pytest.mark.parametrize("reading", ["batched", "one by one"])
-def test_many_clients_in_flight_each_get_their_own_answers(
-    request: pytest.FixtureRequest, reading: str
-) -> None:
+def test_many_clients_in_flight_each_get_their_own_answers(either_sidecar: Sidecar) -> None:
     """16 sockets with 100 queries each in flight at once (so the read loop sees full
     batches): each socket gets one answer per query, with its ID, the general path's
     bytes, whether from the fast path or the reply cache."""
-    sidecar = request.getfixturevalue("sidecar" if reading == "batched" else "one_by_one_sidecar")
+    sidecar = either_sidecar
     general = Responder(Policy())
     names = [encode(IPv6Address("200:5::") + number) for number in range(50)]
     clients = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(16)]
