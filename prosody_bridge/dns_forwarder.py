@@ -31,7 +31,7 @@ FORWARD_TIMEOUT = 2.0  # per upstream
 FORWARD_MAX_PENDING = 4096
 
 Address = tuple[str, int]
-Note = Callable[[str, str], None]  # (log class, peer): RefusalLog.note
+Note = Callable[[str, str], None]  # (log class, peer): DnsQueryLog.note
 
 
 def question_bytes(query: bytes) -> bytes:

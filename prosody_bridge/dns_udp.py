@@ -17,7 +17,7 @@ import logging
 import os
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import protocol, udp
 
@@ -25,11 +25,9 @@ from v6alt.dns_fast import FastPath
 from v6alt.dns_wire import Action, Reply, Responder
 
 from .dns_forwarder import UdpForwarder
+from .dns_query_log import DnsQueryLog
 from .metrics import QTYPE_NAMES, DnsKey, SidecarMetrics, dns_key
 from .udp_batch import BatchUnavailable, UdpBatch, open_batch
-
-if TYPE_CHECKING:
-    from .dns_server import RefusalLog
 
 __all__ = ["CACHE_ENTRIES", "DnsUdpPort", "DnsUdpProtocol", "ReplyCache"]
 
@@ -177,7 +175,7 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
     def __init__(
         self,
         responder: Responder,
-        refusals: RefusalLog,
+        refusals: DnsQueryLog,
         forwarder: UdpForwarder | None = None,
         cache: ReplyCache | None = None,
         metrics: SidecarMetrics | None = None,

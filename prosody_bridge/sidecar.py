@@ -34,7 +34,9 @@ from v6alt.dns_wire import Responder
 from v6alt.policy import Policy
 
 from .dns_forwarder import UdpForwarder
-from .dns_server import DnsTcpFactory, DnsUdpPort, DnsUdpProtocol, RefusalLog
+from .dns_query_log import DnsQueryLog
+from .dns_tcp import DnsTcpFactory
+from .dns_udp import DnsUdpPort, DnsUdpProtocol
 from .lookup_service import LookupResource, LookupSite, lookup_site
 from .metrics import SidecarMetrics
 from .pin_service import PinService, pin_file
@@ -99,7 +101,7 @@ class Sidecar:
     def __init__(self, options: SidecarOptions, config: Config) -> None:
         self.options = options
         self.config = config
-        self.refusals = RefusalLog(limit=config.sidecar.limits.log_lines_per_minute)
+        self.refusals = DnsQueryLog(limit=config.sidecar.limits.log_lines_per_minute)
         self.metrics = SidecarMetrics()
         self.forwarder: UdpForwarder | None = None
         self.udp: DnsUdpProtocol | None = None

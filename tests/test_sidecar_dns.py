@@ -305,7 +305,7 @@ def test_port_in_use_exits_1() -> None:
 def test_refusal_log_is_rate_limited() -> None:
     import logging
 
-    from v6alt.prosody_bridge.dns_server import RefusalLog
+    from v6alt.prosody_bridge.dns_query_log import DnsQueryLog
 
     now = [0.0]
     records: list[str] = []
@@ -316,7 +316,7 @@ def test_refusal_log_is_rate_limited() -> None:
 
     logger = logging.getLogger("test.refusals")
     logger.addHandler(Collect())
-    refusals = RefusalLog(logger, interval=60, clock=lambda: now[0])
+    refusals = DnsQueryLog(logger, interval=60, clock=lambda: now[0])
     for _ in range(5):
         refusals.note("refused: zone not served", "[::1]:1")
     refusals.note("formerr: truncated question", "[::1]:2")

@@ -66,7 +66,7 @@ def test_limits_must_be_a_mapping() -> None:
 
 pytest.importorskip("twisted", reason="the sidecar needs v6alt[sidecar]")
 
-from v6alt.prosody_bridge.dns_server import RefusalLog  # noqa: E402
+from v6alt.prosody_bridge.dns_query_log import DnsQueryLog  # noqa: E402
 from v6alt.prosody_bridge.slots import Slots  # noqa: E402
 
 
@@ -110,13 +110,13 @@ class Collect(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def refusal_log(limit: int) -> tuple[RefusalLog, Collect, list[float]]:
+def refusal_log(limit: int) -> tuple[DnsQueryLog, Collect, list[float]]:
     now = [0.0]
     collect = Collect()
     logger = logging.getLogger(f"test.refusal_limits.{limit}")
     logger.propagate = False
     logger.handlers = [collect]
-    return RefusalLog(logger, interval=60, clock=lambda: now[0], limit=limit), collect, now
+    return DnsQueryLog(logger, interval=60, clock=lambda: now[0], limit=limit), collect, now
 
 
 def test_client_chosen_numbers_make_no_new_classes() -> None:
