@@ -21,6 +21,7 @@ __all__ = [
     "HostKind",
     "ServerName",
     "is_v6alt",
+    "is_v6alt_server_name",
     "parse_host",
     "parse_matrix_server_name",
     "parse_xmpp_domain",
@@ -75,6 +76,28 @@ def is_v6alt(host: str) -> bool:
     """True when ``host`` (no port) lies under ``.v6.alt``, any case."""
     h = host[:-1] if host.endswith(".") else host
     return h.lower().endswith(SUFFIX)
+
+
+def is_v6alt_server_name(
+    server_name: str, *, numeric_port_only: bool = False, exact: bool = False
+) -> bool:
+    """True when the host of a Matrix server name, ``host`` or ``host:port``, lies
+    under ``.v6.alt``.
+
+    A quick test of whether a name is v6alt's to judge; it validates nothing
+    (:func:`parse_matrix_server_name` does). The port is what follows the last
+    ``:`` when a host precedes it; a bracketed IPv6 literal never passes.
+
+    - ``numeric_port_only``: only digits after the last ``:`` are a port;
+      otherwise the whole text is the host, so ``x.v6.alt:abc`` does not pass.
+    - ``exact``: the host must end in ``.v6.alt`` as spelled (lowercase, no
+      trailing dot), as Matrix compares server names: as strings. Otherwise
+      any case and a trailing dot pass, as in :func:`is_v6alt`.
+    """
+    host, _, port = server_name.rpartition(":")
+    if not host or (numeric_port_only and not port.isdigit()):
+        host = server_name
+    return host.endswith(SUFFIX) if exact else is_v6alt(host)
 
 
 def _parse_port(text: str, whole: str) -> int:

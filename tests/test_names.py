@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 import v6alt
 from tests.vectors import VECTORS
 from v6alt import HostKind, V6AltNameError
-from v6alt.names import is_v6alt, parse_matrix_server_name, parse_xmpp_domain
+from v6alt.names import (
+    is_v6alt,
+    is_v6alt_server_name,
+    parse_matrix_server_name,
+    parse_xmpp_domain,
+)
 
 
 @pytest.mark.parametrize(("address", "name"), VECTORS)
@@ -145,6 +150,47 @@ def test_is_v6alt() -> None:
     assert is_v6alt("X.V6.ALT.")
     assert not is_v6alt("v6.alt.example")
     assert not is_v6alt("example.org")
+
+
+@pytest.mark.parametrize(
+    ("text", "lenient", "numeric_port_only", "exact"),
+    [
+        ("x.v6.alt", True, True, True),
+        ("x.v6.alt:8448", True, True, True),
+        ("groups.x.v6.alt:8448", True, True, True),
+        ("X.V6.ALT:8448", True, True, False),
+        ("x.v6.alt.", True, True, False),
+        ("x.v6.alt:", True, False, True),
+        ("x.v6.alt:abc", True, False, True),
+        (":x.v6.alt", True, True, True),  # no host before the colon: not a port
+        ("x.v6.alt:1:2", False, False, False),  # only the last colon starts a port
+        ("example.org:8448", False, False, False),
+        ("v6.alt.example", False, False, False),
+        ("[2001:db8::1]:8448", False, False, False),
+        ("[2001:db8::1]", False, False, False),
+        ("", False, False, False),
+    ],
+)
+def test_is_v6alt_server_name(
+    text: str, lenient: bool, numeric_port_only: bool, exact: bool
+) -> None:
+    assert is_v6alt_server_name(text) is lenient
+    assert is_v6alt_server_name(text, numeric_port_only=True) is numeric_port_only
+    assert is_v6alt_server_name(text, exact=True) is exact
+
+
+@given(st.text(max_size=40), st.booleans(), st.booleans())
+def test_is_v6alt_server_name_agrees_with_the_parser(
+    text: str, numeric_port_only: bool, exact: bool
+) -> None:
+    """Every name the parser reads as a v6.alt name passes (exact: its canonical ones)."""
+    for candidate in (text, text + ".v6.alt", text + ".v6.alt:8448"):
+        try:
+            parsed = parse_matrix_server_name(candidate)
+        except V6AltNameError:
+            continue
+        if parsed.is_v6alt and (parsed.canonical or not exact):
+            assert is_v6alt_server_name(candidate, numeric_port_only=numeric_port_only, exact=exact)
 
 
 @given(st.integers(min_value=0, max_value=(1 << 128) - 1), st.integers(1, 65535))
