@@ -1,4 +1,4 @@
-"""The product's import graph keeps its one-way directions.
+"""The product's import graph keeps its one-way directions and has no cycle.
 
 Every ``.py`` file of the product packages (core/, synapse_module/,
 prosody_bridge/, check/) is parsed with :mod:`ast`; every import in it, at
@@ -13,13 +13,25 @@ the top or inside a function, relative ones resolved, and every
   third-party packages;
 - check imports only the core, itself and third-party packages (not the
   Prosody bridge, not the Synapse module).
+
+And no product module imports itself back through other product modules,
+whatever the parts involved (:func:`import_cycles`). Every import counts
+there too: at the top, under ``if TYPE_CHECKING:`` and inside a function. A
+deferred import only moves the cycle from import time to call time; the
+modules still cannot be read, tested or moved one without the other, so the
+shared piece goes into a module both can import. An edge goes to the module
+an import names: ``from . import x`` to ``x`` when ``x`` is a module, to the
+package's ``__init__`` when ``x`` is a name defined there. Importing ``a.b``
+runs ``a/__init__.py`` first, but that is no edge: a package that imports
+its own submodules is not a cycle.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,37 +79,45 @@ def product_files() -> list[Path]:
     return sorted(path for folder in PRODUCT for path in (ROOT / folder).rglob("*.py"))
 
 
-def imports_of(path: Path) -> Iterator[Import]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def from_base(node: ast.ImportFrom, path: Path) -> str:
+    """The absolute name of the module a ``from ... import`` statement imports from."""
+    if not node.level:
+        return node.module or ""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    parts = package.split(".")
+    base_parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join([*base_parts, *([node.module] if node.module else [])])
+
+
+def import_module_literal(node: ast.Call) -> str | None:
+    """The name in an ``importlib.import_module("...")`` call with a literal name."""
+    func = node.func
+    if not (
+        (isinstance(func, ast.Attribute) and func.attr == "import_module")
+        or (isinstance(func, ast.Name) and func.id == "import_module")
+    ):
+        return None
+    if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        return node.args[0].value
+    return None
+
+
+def imports_of(path: Path) -> Iterator[Import]:
+    tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield Import(path, node.lineno, alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base_parts = parts[: len(parts) - (node.level - 1)]
-                base = ".".join([*base_parts, *([node.module] if node.module else [])])
-            else:
-                base = node.module or ""
+            base = from_base(node, path)
             yield Import(path, node.lineno, base)
             # `from package import submodule` imports the submodule too.
             for alias in node.names:
                 if alias.name != "*":
                     yield Import(path, node.lineno, f"{base}.{alias.name}")
-        elif (
-            isinstance(node, ast.Call)
-            and (
-                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                or (isinstance(node.func, ast.Name) and node.func.id == "import_module")
-            )
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            yield Import(path, node.lineno, node.args[0].value)
+        elif isinstance(node, ast.Call) and (literal := import_module_literal(node)) is not None:
+            yield Import(path, node.lineno, literal)
 
 
 def part_of(name: str) -> str | None:
@@ -150,6 +170,105 @@ def violations() -> list[str]:
     return sorted(f"{where}: imports {name} ({reason})" for (where, reason), name in found.items())
 
 
+# module -> {product module it imports: "file:line" of its first import there}
+Graph = dict[str, dict[str, str]]
+
+
+def import_graph() -> Graph:
+    """The product's modules and the product modules each imports (every
+    import: see the module docstring)."""
+    modules = {module_name(path): path for path in product_files()}
+
+    def owner(name: str) -> str | None:  # the module a dotted name is in
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: Graph = {}
+    for source, path in modules.items():
+        lines: dict[str, int] = {}
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = from_base(node, path)
+                names = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            elif (
+                isinstance(node, ast.Call) and (literal := import_module_literal(node)) is not None
+            ):
+                names = [literal]
+            else:
+                continue
+            for name in names:
+                target = owner(name)
+                if target is not None and target != source:
+                    lines[target] = min(lines.get(target, node.lineno), node.lineno)
+        where = path.relative_to(ROOT)
+        graph[source] = {target: f"{where}:{line}" for target, line in sorted(lines.items())}
+    return graph
+
+
+def import_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's
+    algorithm): each holds at least one cycle. Sorted, each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph.get(module, ()):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def one_cycle(graph: Graph, component: list[str]) -> str:
+    """A shortest cycle through the component's first module, with the import
+    that makes each step: ``a -> b (a.py:3) -> a (b.py:7)``."""
+    start = component[0]
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        module = queue.popleft()
+        if start in graph[module]:
+            path = [module]
+            while path[-1] != start:
+                path.append(came_from[path[-1]])
+            path.reverse()
+            steps = zip(path, [*path[1:], start], strict=True)
+            return start + "".join(f" -> {b} ({graph[a][b]})" for a, b in steps)
+        for target in graph[module]:
+            if target in component and target not in came_from and target != start:
+                came_from[target] = module
+                queue.append(target)
+    raise AssertionError(f"no cycle through {start}")
+
+
 def test_every_product_part_is_there() -> None:
     for folder in PRODUCT:
         assert (ROOT / folder / "__init__.py").is_file(), folder
@@ -161,13 +280,21 @@ def test_product_imports_go_one_way() -> None:
     assert not found, "imports against the one-way directions:\n" + "\n".join(found)
 
 
+def test_the_product_has_no_import_cycle() -> None:
+    graph = import_graph()
+    cycles = [one_cycle(graph, component) for component in import_cycles(graph)]
+    assert not cycles, "import cycles (move the shared piece into its own module):\n" + (
+        "\n".join(cycles)
+    )
+
+
 @pytest.mark.parametrize(
     ("module", "statement", "expected"),
     [
         (
             "v6alt.prosody_bridge.sidecar",
-            "from .dns_server import x",
-            "v6alt.prosody_bridge.dns_server",
+            "from .dns_tcp import x",
+            "v6alt.prosody_bridge.dns_tcp",
         ),
         ("v6alt.prosody_bridge.sidecar", "from .. import dns_wire", "v6alt.dns_wire"),
         ("v6alt.check.matrix", "from ..lab import mesh", "v6alt.lab"),
@@ -205,3 +332,42 @@ def test_a_lab_import_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "core/net.py:2: imports v6alt.check (core must not import check)" in found
     assert "check/hint.py:2: imports vectors (tests or benchmarks)" in found
     assert "check/hint.py:3: imports v6alt.prosody_bridge.sidecar" in found
+
+
+def test_the_cycle_finder_finds_every_cycle() -> None:
+    graph = {
+        "a": {"b"},
+        "b": {"c"},
+        "c": {"a", "d"},  # a -> b -> c -> a
+        "d": {"e"},
+        "e": {"d", "f"},  # d <-> e, reached from the first cycle
+        "f": set(),
+        "g": {"a", "f"},  # imports a cycle, is in none
+    }
+    assert import_cycles(graph) == [["a", "b", "c"], ["d", "e"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a", "c"}}) == []
+
+
+def test_an_import_cycle_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for folder in PRODUCT:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    bridge = tmp_path / "prosody_bridge"
+    # One way at the top under TYPE_CHECKING, back inside a function: still a cycle.
+    (bridge / "tcp.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from .log import Log\n"
+    )
+    (bridge / "log.py").write_text("def make():\n    from . import tcp\n")
+    # A package's __init__ importing its own submodules, which import each other
+    # one way, is no cycle.
+    (tmp_path / "core" / "__init__.py").write_text("from .codec import encode\n")
+    (tmp_path / "core" / "codec.py").write_text("from . import errors\n")
+    (tmp_path / "core" / "errors.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    graph = import_graph()
+    assert graph["v6alt"] == {"v6alt.codec": "core/__init__.py:1"}
+    assert graph["v6alt.codec"] == {"v6alt.errors": "core/codec.py:1"}
+    assert [one_cycle(graph, component) for component in import_cycles(graph)] == [
+        "v6alt.prosody_bridge.log -> v6alt.prosody_bridge.tcp (prosody_bridge/log.py:2)"
+        " -> v6alt.prosody_bridge.log (prosody_bridge/tcp.py:4)"
+    ]
