@@ -8,7 +8,7 @@ from typing import Any
 from v6alt.names import ServerName, parse_matrix_server_name
 
 from . import hints
-from .canonical import verify_self_signatures
+from .canonical_json import verify_self_signatures
 from .matrix_discovery import discover
 from .net import StepError, ca_verify, http_get, tcp_connect, tls_handshake
 from .options import Options

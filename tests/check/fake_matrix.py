@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from v6alt.check.canonical import signed_bytes
+from v6alt.check.canonical_json import signed_bytes
 
 WELL_KNOWN = "/.well-known/matrix/server"
 

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from v6alt.check.canonical import signed_bytes, verify_self_signatures
+from v6alt.check.canonical_json import signed_bytes, verify_self_signatures
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_base_install_names_the_check_extra_instead_of_failing_the_peer(
     document = _signed_key_document("a.example")
     script = (
         "import json, sys\n"
-        "from v6alt.check.canonical import verify_self_signatures\n"
+        "from v6alt.check.canonical_json import verify_self_signatures\n"
         "print(json.dumps(verify_self_signatures(json.loads(sys.argv[1]), 'a.example')))\n"
     )
     done = subprocess.run(

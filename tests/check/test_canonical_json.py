@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from v6alt.check.canonical import (
+from v6alt.check.canonical_json import (
     CanonicalJSONError,
     canonical_json,
     signed_bytes,
