@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Final
 
-from v6alt.prosody_bridge.module_path import install_module
+from v6alt.prosody_bridge.cli_prosody_module_path import install_module
 
 from ..certificates import self_signed_certificate
 

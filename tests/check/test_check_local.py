@@ -17,7 +17,7 @@ import yaml
 
 from tests.prosody.servers import DNS_PORT, LOOKUP_PORT, Node, Sidecar, documented_block
 from v6alt.codec import encode
-from v6alt.prosody_bridge.module_path import install_module
+from v6alt.prosody_bridge.cli_prosody_module_path import install_module
 
 from .net import Pair, run, self_signed
 

@@ -30,7 +30,7 @@ from v6alt.lab.certificates import LabCa, make_lab_ca, self_signed_certificate
 from v6alt.lab.local_servers import SIDECAR_READY, sidecar_command
 from v6alt.lab.netns import FlatHost, FlatNet
 from v6alt.lab.xmpp.files import instance_plumbing
-from v6alt.prosody_bridge.module_path import install_module
+from v6alt.prosody_bridge.cli_prosody_module_path import install_module
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "prosody.md"
 PREFIX = "v6p-"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from v6alt.prosody_bridge import module_path
+from v6alt.prosody_bridge import cli_prosody_module_path
 
 LUA = shutil.which("lua5.4")
 pytestmark = pytest.mark.skipif(LUA is None, reason="lua5.4 (Prosody 13's dependency) missing")
@@ -51,7 +51,7 @@ print(logged[1])
 
 def test_queue_rules(tmp_path: Path) -> None:
     assert LUA is not None
-    library = module_path.module_directory() / "v6alt_lookup_queue.lib.lua"
+    library = cli_prosody_module_path.module_directory() / "v6alt_lookup_queue.lib.lua"
     harness = tmp_path / "harness.lua"
     harness.write_text(HARNESS)
     result = subprocess.run(

@@ -13,7 +13,7 @@ import pytest
 
 from v6alt.cli import main
 from v6alt.cli_common import Streams
-from v6alt.prosody_bridge import module_path
+from v6alt.prosody_bridge import cli_prosody_module_path
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -25,7 +25,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 def test_module_is_package_data() -> None:
     shipped = resources.files("v6alt.prosody_bridge") / "lua" / "mod_v6alt.lua"
     assert shipped.is_file()
-    assert module_path.module_directory() == Path(str(shipped)).parent
+    assert cli_prosody_module_path.module_directory() == Path(str(shipped)).parent
 
 
 def test_prosody_module_path_prints_the_directory() -> None:
@@ -33,7 +33,7 @@ def test_prosody_module_path_prints_the_directory() -> None:
     assert code == 0
     assert (Path(out.strip()) / "mod_v6alt.lua").is_file()
     # Silent unless the installed package is out of Prosody's reach.
-    blocked = module_path.unreachable_part(module_path.module_directory())
+    blocked = cli_prosody_module_path.unreachable_part(cli_prosody_module_path.module_directory())
     assert (err == "") is (blocked is None)
 
 
@@ -62,7 +62,7 @@ def private_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     private = tmp_path / "private"
     directory = shipped_copy(private)
     private.chmod(0o700)
-    monkeypatch.setattr(module_path, "module_directory", lambda: directory)
+    monkeypatch.setattr(cli_prosody_module_path, "module_directory", lambda: directory)
     return private
 
 
@@ -71,7 +71,7 @@ def test_prosody_module_path_warns_when_prosody_cannot_read_it(private_copy: Pat
     code, out, err = run_cli("prosody-module-path", "--json")
     assert code == 0
     assert json.loads(out)["readable_by_prosody"] is False
-    blocked = module_path.unreachable_part(directory)
+    blocked = cli_prosody_module_path.unreachable_part(directory)
     assert blocked is not None and private.is_relative_to(blocked)
     assert f"cannot read {directory}: {blocked} is closed to other users" in err
     assert "--install DIR" in err
@@ -86,7 +86,7 @@ def test_prosody_module_path_install_copies_the_module(private_copy: Path, tmp_p
         installed = target / name
         assert installed.read_bytes() == (private / "lua" / name).read_bytes()
         assert installed.stat().st_mode & 0o777 == 0o644
-    assert module_path.unreachable_part(target) is None or err != ""
+    assert cli_prosody_module_path.unreachable_part(target) is None or err != ""
 
 
 def test_prosody_module_path_install_refuses_a_target_under_a_file(tmp_path: Path) -> None:
@@ -106,13 +106,13 @@ def test_prosody_module_path_json() -> None:
     answer = json.loads(out)
     assert answer["present"] is True
     assert answer["module"] == "mod_v6alt.lua"
-    assert Path(answer["path"]) == module_path.module_directory()
+    assert Path(answer["path"]) == cli_prosody_module_path.module_directory()
 
 
 def test_prosody_module_path_fails_when_the_file_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(module_path, "module_directory", lambda: tmp_path)
+    monkeypatch.setattr(cli_prosody_module_path, "module_directory", lambda: tmp_path)
     code, out, err = run_cli("prosody-module-path")
     assert code == 1
     assert out.strip() == str(tmp_path)
@@ -131,7 +131,7 @@ LUACHECKRC = Path(__file__).resolve().parents[2] / ".luacheckrc"
 
 @pytest.mark.skipif(shutil.which("luacheck") is None, reason="luacheck not installed (lua-check)")
 def test_lua_module_passes_luacheck() -> None:
-    files = sorted(str(path) for path in module_path.module_directory().glob("*.lua"))
+    files = sorted(str(path) for path in cli_prosody_module_path.module_directory().glob("*.lua"))
     assert len(files) == len(SHIPPED_LUA)
     assert LUACHECKRC.is_file()
     result = subprocess.run(
