@@ -20,10 +20,9 @@ from ipaddress import ip_address
 from typing import Any, Final, Literal
 
 from v6alt.errors import V6AltNameError
-from v6alt.names import is_v6alt, parse_matrix_server_name
+from v6alt.names import is_v6alt_server_name, parse_matrix_server_name
 
 from .metrics import ModuleMetrics
-from .synapse_seam import http_errors
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -46,13 +45,6 @@ def claimed_origins(request: Any) -> list[str]:
     return origins
 
 
-def _origin_host(origin: str) -> str:
-    # The host part without a port; IPv6 literals are never v6.alt, so a
-    # plain rpartition is enough to decide whether the name is ours.
-    host, sep, port = origin.rpartition(":")
-    return host if sep and port.isdigit() else origin
-
-
 class InboundGate:
     def __init__(
         self,
@@ -61,12 +53,17 @@ class InboundGate:
     ) -> None:
         self.binding = binding
         self._metrics = metrics
-        # Looked up here, at module load, so a Synapse without them fails at start-up.
-        self._error, self._codes = http_errors()
+        # Synapse's public module API, imported here, at module load, so a Synapse
+        # without it fails at start-up and this file imports without Synapse.
+        from synapse.module_api.errors import Codes, SynapseError
+
+        self._error, self._codes = SynapseError, Codes
 
     def check(self, origin: str, request: Any, *, authenticated: bool) -> None:
         """Raise Synapse's SynapseError (401/403) to refuse; return to accept."""
-        if not is_v6alt(_origin_host(origin)):
+        # An origin whose "port" is not a number is left to Synapse, which
+        # refuses it as a malformed Authorization header.
+        if not is_v6alt_server_name(origin, numeric_port_only=True):
             return
         try:
             server = parse_matrix_server_name(origin)

@@ -8,20 +8,21 @@ homeserver.yaml::
 
 Every decision is made by :mod:`v6alt.policy` and :mod:`v6alt.names`; this
 class only connects them to Synapse, through the one seam that holds every
-Synapse internal the module touches (:mod:`.synapse_seam`).
+reach into Synapse's internals (:mod:`.synapse_seam`; each internal is named
+and checked in :mod:`.synapse_contract`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from v6alt.codec import encode
 from v6alt.config import Config, ConfigError, parse_config
 from v6alt.config_warnings import config_warnings
 from v6alt.errors import V6AltNameError, excerpt
-from v6alt.names import is_v6alt, parse_matrix_server_name
+from v6alt.names import is_v6alt, is_v6alt_server_name, parse_matrix_server_name
 from v6alt.policy import Policy
 
 from .inbound import InboundGate, claimed_origins
@@ -31,23 +32,31 @@ from .pinning import PinGuard, default_pin_file, pinning_may_apply
 from .probe_scheduler import ProbeLimits
 from .recovery import BackoffRecovery
 from .resolver import install_resolver
+from .synapse_contract import (
+    SynapseInternalsMissing,
+    internals_problems,
+    synapse_version,
+    tested_range_text,
+)
 from .synapse_seam import (
     SynapseInternals,
-    SynapseInternalsMissing,
-    config_error,
     configured_server_name,
     install_federation_seams,
     install_inbound_seam,
     install_key_pin_seam,
     install_key_seam,
-    internals_problems,
     require_internals,
-    synapse_version,
-    tested_range_text,
 )
 from .tls import FederationTls, peer_bound_context
 
 logger = logging.getLogger("v6alt.synapse_module")
+
+
+def config_error(message: str, path: Sequence[str]) -> Exception:
+    """Synapse's ``ConfigError`` (public module API), naming the key path."""
+    from synapse.module_api.errors import ConfigError as SynapseConfigError
+
+    return SynapseConfigError(message, path=list(path) or None)
 
 
 def _synapse_config_error(error: ConfigError) -> Exception:
@@ -67,14 +76,14 @@ def skip_lookup(host: bytes) -> bool:
 
 def skip_notary(server_name: str) -> bool:
     """Keys of a v6.alt server come from the server itself, never from a notary."""
-    if is_v6alt(server_name.rpartition(":")[0] or server_name):
+    if is_v6alt_server_name(server_name):
         logger.debug("v6alt: keys of %s fetched directly, not from a notary", server_name)
         return True
     return False
 
 
 def _warn_about_notaries(synapse: SynapseInternals) -> None:
-    names = [n for n in synapse.key_server_names() if not is_v6alt(n.split(":")[0])]
+    names = [n for n in synapse.key_server_names() if not is_v6alt_server_name(n)]
     if names:
         logger.warning(
             "v6alt: trusted_key_servers names %s: a host that reaches only the mesh cannot "
@@ -90,7 +99,7 @@ def _no_key_pins(from_server: str, response_json: Any) -> None:
 
 def own_name_problem(hostname: str) -> str | None:
     """Why this homeserver's own ``server_name`` cannot be a v6.alt identity, or None."""
-    if not is_v6alt(hostname.rpartition(":")[0] or hostname):
+    if not is_v6alt_server_name(hostname):
         return None
     try:
         own = parse_matrix_server_name(hostname)

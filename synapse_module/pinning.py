@@ -43,7 +43,7 @@ from v6alt.policy import Policy
 from .metrics import ModuleMetrics
 from .outbound import host_text
 from .peer_check import PeerCheck
-from .synapse_seam import key_lookup_error, signed_by_key
+from .synapse_seam import key_lookup_error
 
 logger = logging.getLogger("v6alt.synapse_module")
 
@@ -69,6 +69,28 @@ def spki_sha256(cert: crypto.X509) -> str:
         .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     )
     return hashlib.sha256(der).hexdigest()
+
+
+def signed_by_key(response_json: Any, server_name: str, key_id: str, key_base64: str) -> bool:
+    """Does ``response_json`` carry a valid signature of ``server_name`` by this key?
+
+    Verified with the given public key (a pinned one), never with the keys the
+    response itself lists. signedjson and unpaddedbase64 are Synapse's own
+    dependencies.
+    """
+    from signedjson.key import decode_verify_key_bytes
+    from signedjson.sign import SignatureVerifyException, verify_signed_json
+    from unpaddedbase64 import decode_base64
+
+    signatures = response_json.get("signatures", {}).get(server_name, {})
+    if key_id not in signatures:
+        return False
+    try:
+        verify_key = decode_verify_key_bytes(key_id, decode_base64(key_base64))
+        verify_signed_json(response_json, server_name, verify_key)
+    except (SignatureVerifyException, ValueError, TypeError, KeyError):
+        return False
+    return True
 
 
 def pinning_may_apply(policy: Policy) -> bool:
@@ -279,4 +301,12 @@ class PinnedCreator:
         return connection
 
 
-__all__ = ["PinGuard", "PinnedCreator", "default_pin_file", "pin_name", "spki_sha256"]
+__all__ = [
+    "PinGuard",
+    "PinnedCreator",
+    "default_pin_file",
+    "pin_name",
+    "pinning_may_apply",
+    "signed_by_key",
+    "spki_sha256",
+]

@@ -15,12 +15,9 @@ pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not inst
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 from signedjson.sign import sign_json
 
-from v6alt.synapse_module.synapse_seam import (
-    EXCEPTIONS,
-    exception_problem,
-    key_lookup_error,
-    signed_by_key,
-)
+from v6alt.synapse_module.pinning import signed_by_key
+from v6alt.synapse_module.synapse_contract import EXCEPTIONS, exception_problem
+from v6alt.synapse_module.synapse_seam import key_lookup_error
 
 SERVER = "fiabbgadu-e.v6.alt"
 

@@ -23,8 +23,8 @@ from synapse.config._base import ConfigError
 from synapse.http.federation.srv_resolver import SrvResolver
 
 from v6alt.config import parse_config
-from v6alt.synapse_module import V6AltFederation, synapse_seam
-from v6alt.synapse_module.synapse_seam import (
+from v6alt.synapse_module import V6AltFederation, synapse_contract
+from v6alt.synapse_module.synapse_contract import (
     DESTINATIONS_COLUMNS,
     INSTANCE_ATTRIBUTES,
     METHODS,
@@ -170,9 +170,13 @@ def test_version_range(version: str, tested: bool) -> None:
 def test_docs_list_every_touch_point() -> None:
     text = DOCS.read_text()
     missing = [m.qualname for m in METHODS if f"`{m.qualname}`" not in text]
-    missing += [a for a in synapse_seam.HOMESERVER_ATTRIBUTES if f"`{a}`" not in text]
+    missing += [a for a in synapse_contract.HOMESERVER_ATTRIBUTES if f"`{a}`" not in text]
     missing += [f"{c}.{a}" for _, c, a, _ in INSTANCE_ATTRIBUTES if f"`{c}.{a}`" not in text]
-    for name in ("`ModuleApi._hs`", f"`{synapse_seam.TLS_VERIFIER_ATTRIBUTE}`", "`destinations`"):
+    for name in (
+        "`ModuleApi._hs`",
+        f"`{synapse_contract.TLS_VERIFIER_ATTRIBUTE}`",
+        "`destinations`",
+    ):
         if name not in text:
             missing.append(name)
     assert not missing, f"docs/synapse.md does not list: {missing}"
