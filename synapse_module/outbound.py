@@ -7,7 +7,7 @@ own federation IP blocklist must not contain it (its allowlist honoured).
 Every refusal is logged with the server name and the rule, once per attempt:
 Synapse asks again for each of its retries of one request (an invite is
 tried five times in a few seconds), so a destination refused for one rule
-gets one warning a minute and its repeats go to debug (:class:`RefusalLog`).
+gets one warning a minute and its repeats go to debug (:class:`DialRefusalLog`).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def _ipv6_cidrs(ip_set: object | None) -> list[tuple[IPv6Network, str]]:
 STAGE_OF: Final = {"federation client": "tls_options", "resolver": "resolver"}
 
 
-class RefusalLog:
-    """Logs refusals: one warning per destination and rule per :attr:`WINDOW`
+class DialRefusalLog:
+    """Logs refusals to dial a destination: one warning per destination and rule per :attr:`WINDOW`
     seconds, the repeats inside it at debug, counted in the next warning.
 
     Bounded: at most :attr:`MAX_KEYS` destinations are remembered; beyond
@@ -142,7 +142,7 @@ class OutboundJudge:
         self.policy = policy
         self._blocklist = blocklist
         self._metrics = metrics
-        self._refusals = RefusalLog()
+        self._refusals = DialRefusalLog()
 
     def quiet_decision(self, host: str) -> DialDecision | None:
         """The decision for a canonical, allowed v6.alt host, else None; never logs.
@@ -221,4 +221,4 @@ def host_text(host: bytes | str) -> str:
     return text
 
 
-__all__ = ["OutboundJudge", "RefusalLog", "SynapseBlocklist", "Verdict", "host_text"]
+__all__ = ["DialRefusalLog", "OutboundJudge", "SynapseBlocklist", "Verdict", "host_text"]

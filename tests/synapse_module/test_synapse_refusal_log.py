@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
 from v6alt.codec import encode
-from v6alt.synapse_module.outbound import RefusalLog
+from v6alt.synapse_module.outbound import DialRefusalLog
 
 from .homeserver import Homeserver, quote
 
@@ -73,7 +73,7 @@ class Clock:
 
 def test_refusal_log_window(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    log = RefusalLog(clock)
+    log = DialRefusalLog(clock)
     caplog.set_level(logging.DEBUG, logger="v6alt.synapse_module")
 
     def warnings() -> list[str]:
@@ -87,14 +87,14 @@ def test_refusal_log_window(caplog: pytest.LogCaptureFixture) -> None:
     log.refused("n.v6.alt", "", "resolver", "another rule")  # another rule: its own warning
     log.refused("m.v6.alt", "", "resolver", "never-dial: loopback")  # another name: idem
     assert len(warnings()) == 3
-    clock.now += RefusalLog.WINDOW
+    clock.now += DialRefusalLog.WINDOW
     log.refused("n.v6.alt", " (address ::1)", "federation client", "never-dial: loopback")
     assert warnings()[-1].endswith("never-dial: loopback (4 more since the last warning)")
 
 
 def test_refusal_log_is_bounded() -> None:
     clock = Clock()
-    log = RefusalLog(clock)
-    for i in range(RefusalLog.MAX_KEYS * 3):
+    log = DialRefusalLog(clock)
+    for i in range(DialRefusalLog.MAX_KEYS * 3):
         log.refused(f"n{i}.v6.alt", "", "resolver", "rule")
-    assert len(log._seen) <= RefusalLog.MAX_KEYS
+    assert len(log._seen) <= DialRefusalLog.MAX_KEYS
