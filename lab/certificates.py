@@ -1,51 +1,34 @@
-"""The lab's one certificate maker: self-signed, or from a throw-away certificate authority.
+"""The lab's certificates: the product's one maker (:mod:`v6alt.deploy.certificates`).
 
 Every server the lab, the tests and the benchmarks start gets its TLS
-certificate here. A homeserver with the v6alt module (and a Prosody with
-mod_v6alt) may present any certificate, since peers trust the address they
-dialled, so a self-signed one does; stock Synapse and a Prosody that checks
-certificates the ordinary way verify their peers, so they get certificates
-from a throw-away CA every server of the comparison trusts. All are made
-with the ``openssl`` command line (EC P-256 keys).
+certificate here: self-signed for a homeserver with the v6alt module (and a
+Prosody with mod_v6alt), since peers trust the address they dialled; from a
+throw-away certificate authority every server of a comparison trusts for
+stock Synapse and a Prosody that checks certificates the ordinary way. The
+certificates are the product's; only a failure is the lab's own
+(:class:`LabCommandError`, exit 1 of ``v6alt lab``).
 """
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, Protocol
+
+from v6alt.deploy import certificates
+from v6alt.deploy.certificates import CertificateAuthority, CertificateIssuer
 
 from .errors import LabCommandError
 
 __all__ = ["CertificateIssuer", "LabCa", "make_lab_ca", "self_signed_certificate"]
 
-_OPENSSL_TIMEOUT: Final = 60.0
-_NEW_EC_KEY: Final = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
 
-
-class CertificateIssuer(Protocol):
-    """Writes a TLS key and certificate for a DNS name (and its subdomains if asked)."""
-
-    def __call__(
-        self, name: str, key: Path, certificate: Path, *, subdomains: bool = False
-    ) -> None: ...
-
-
-def _openssl(*args: str) -> None:
-    argv = ["openssl", *args]
+@contextmanager
+def _as_lab_error() -> Iterator[None]:
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=_OPENSSL_TIMEOUT
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LabCommandError(argv, -1, f"timed out after {_OPENSSL_TIMEOUT:g} s") from exc
-    if proc.returncode != 0:
-        raise LabCommandError(argv, proc.returncode, proc.stderr)
-
-
-def _subject_alt_names(name: str, subdomains: bool) -> str:
-    return f"DNS:{name},DNS:*.{name}" if subdomains else f"DNS:{name}"
+        yield
+    except certificates.CertificateError as error:
+        raise LabCommandError(error.argv, error.returncode, error.stderr) from error
 
 
 def self_signed_certificate(
@@ -55,59 +38,21 @@ def self_signed_certificate(
 
     ``subdomains``: valid for ``*.name`` too (an XMPP domain and its MUC component).
     """
-    _openssl(
-        "req", "-x509", *_NEW_EC_KEY, "-days", "365", "-subj", f"/CN={name}",
-        "-addext", f"subjectAltName={_subject_alt_names(name, subdomains)}",
-        "-keyout", str(key), "-out", str(certificate),
-    )  # fmt: skip
+    with _as_lab_error():
+        certificates.self_signed_certificate(name, key, certificate, subdomains=subdomains)
 
 
-@dataclass(frozen=True)
-class LabCa:
+class LabCa(CertificateAuthority):
     """A throw-away certificate authority: ``ca.crt`` and ``ca.key`` in ``directory``."""
-
-    directory: Path
-
-    @property
-    def certificate(self) -> Path:
-        return self.directory / "ca.crt"
-
-    @property
-    def key(self) -> Path:
-        return self.directory / "ca.key"
 
     def issue(self, name: str, key: Path, certificate: Path, *, subdomains: bool = False) -> None:
         """A server certificate for DNS name ``name`` (a :class:`CertificateIssuer`)."""
-        request = certificate.with_suffix(".csr")
-        _openssl(
-            "req", "-new", *_NEW_EC_KEY, "-subj", f"/CN={name}",
-            "-keyout", str(key), "-out", str(request),
-        )  # fmt: skip
-        # Everything strict X.509 verification asks of a leaf certificate; clientAuth
-        # too, for servers that present theirs when they connect (XMPP s2s).
-        extensions = certificate.with_suffix(".ext")
-        extensions.write_text(
-            f"subjectAltName={_subject_alt_names(name, subdomains)}\nbasicConstraints=CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-            "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
-        )
-        _openssl(
-            "x509", "-req", "-in", str(request), "-days", "30", "-CA", str(self.certificate),
-            "-CAkey", str(self.key), "-CAcreateserial", "-extfile", str(extensions),
-            "-out", str(certificate),
-        )  # fmt: skip
-        request.unlink()
-        extensions.unlink()
+        with _as_lab_error():
+            super().issue(name, key, certificate, subdomains=subdomains)
 
 
 def make_lab_ca(directory: Path, common_name: str = "v6alt lab test CA") -> LabCa:
     """A new CA in ``directory`` (made if missing; its key is mode 0600)."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ca = LabCa(directory)
-    _openssl(
-        "req", "-x509", *_NEW_EC_KEY, "-days", "30", "-subj", f"/CN={common_name}",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout", str(ca.key), "-out", str(ca.certificate),
-    )  # fmt: skip
-    ca.key.chmod(0o600)
-    return ca
+    with _as_lab_error():
+        made = certificates.make_certificate_authority(directory, common_name)
+    return LabCa(made.directory)

@@ -246,7 +246,7 @@ def test_plugin_commands_load_from_entry_points(
 
 def test_installed_commands_are_entry_points_listed_after_the_core_by_name() -> None:
     installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    assert installed == {"sidecar", "prosody-module-path", "lab", "demo", "check"}
+    assert installed == {"sidecar", "prosody-module-path", "lab", "demo", "check", "docker-setup"}
     out = run("--help").out
     listed = [line.split()[0] for line in out.splitlines() if re.match(r" {4}\S", line)]
     assert listed == ["encode", "decode", "whoami", "config", "pins", *sorted(installed)]

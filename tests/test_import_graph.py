@@ -1,7 +1,7 @@
 """The product's import graph keeps its one-way directions and has no cycle.
 
 Every ``.py`` file of the product packages (core/, synapse_module/,
-prosody_bridge/, check/) is parsed with :mod:`ast`; every import in it, at
+prosody_bridge/, check/, deploy/) is parsed with :mod:`ast`; every import in it, at
 the top or inside a function, relative ones resolved, and every
 ``importlib.import_module("...")`` with a literal name, is checked:
 
@@ -12,7 +12,7 @@ the top or inside a function, relative ones resolved, and every
 - synapse_module and prosody_bridge import only the core, themselves and
   third-party packages;
 - check imports only the core, itself and third-party packages (not the
-  Prosody bridge, not the Synapse module).
+  Prosody bridge, not the Synapse module); so does deploy.
 
 And no product module imports itself back through other product modules,
 whatever the parts involved (:func:`import_cycles`). Every import counts
@@ -45,6 +45,7 @@ PRODUCT = {
     "synapse_module": "v6alt.synapse_module",
     "prosody_bridge": "v6alt.prosody_bridge",
     "check": "v6alt.check",
+    "deploy": "v6alt.deploy",
 }
 PARTS = {package: folder for folder, package in PRODUCT.items()}
 LAB = "v6alt.lab"
@@ -55,6 +56,7 @@ ALLOWED = {
     "synapse_module": {"core"},
     "prosody_bridge": {"core"},
     "check": {"core"},
+    "deploy": {"core"},
 }
 # Third-party or standard modules the pure core must not import at all.
 NOT_IN_CORE = ("socket", "twisted", "synapse")

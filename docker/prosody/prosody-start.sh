@@ -1,6 +1,6 @@
 #!/bin/sh
 # The v6alt-prosody image's entrypoint: the VirtualHost is the stack's server
-# name, which v6alt-docker-setup wrote to $V6ALT_NAME_FILE (default
+# name, which `v6alt docker-setup` wrote to $V6ALT_NAME_FILE (default
 # /run/v6alt/name); a self-signed certificate for it is made once (IP-bound
 # trust needs no CA); the configuration below is written, then Prosody runs
 # in the foreground as the user prosody.

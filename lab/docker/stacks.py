@@ -144,7 +144,7 @@ def mesh_stack(
 
 
 def server_name(setup_log: str) -> str:
-    """The server name v6alt-docker-setup printed (the last v6.alt name in its log)."""
+    """The server name `v6alt docker-setup` printed (the last v6.alt name in its log)."""
     names = re.findall(r"\b([a-z0-9-]+\.v6\.alt)\b", setup_log)
     if not names:
         raise DockerError(f"setup printed no server name:\n{setup_log}")

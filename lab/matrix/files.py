@@ -10,7 +10,10 @@ tests are disposable servers too: they take the same settings
 (:func:`lab_config`) on top of the documented snippet read from the docs
 themselves (:func:`homeserver_config`'s ``template``). Every homeserver the
 lab, the tests and the benchmarks start is written by :func:`homeserver_config`
-and :func:`write_server_keys`, through :class:`.homeserver.Homeserver`.
+and :func:`write_server_keys`, through :class:`.homeserver.Homeserver`. The
+documented settings, the signing key and the certificates are the product's
+own (:mod:`v6alt.deploy`), which ``v6alt docker-setup`` writes a deployed
+homeserver with.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from string import Template
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
-import yaml
+from v6alt.deploy.homeserver_config import (
+    FEDERATION_PORT,
+    config_yaml,
+    documented_settings,
+    signing_key,
+    template_settings,
+)
 
 from ..certificates import CertificateIssuer, LabCa, self_signed_certificate
 from ..service_control import ServiceTree
@@ -35,7 +43,6 @@ __all__ = [
     "LAB_LOGGERS",
     "CertificateIssuer",
     "HomeserverFiles",
-    "documented_settings",
     "homeserver_config",
     "lab_config",
     "log_config",
@@ -43,8 +50,6 @@ __all__ = [
     "write_homeserver_files",
     "write_server_keys",
 ]
-
-FEDERATION_PORT: Final = 8448
 
 #: The loggers a lab homeserver logs apart from the rest (name -> level; the rest: INFO).
 LAB_LOGGERS: Final[Mapping[str, str]] = MappingProxyType(
@@ -102,42 +107,6 @@ def log_config(log: Path, loggers: Mapping[str, str] = LAB_LOGGERS) -> str:
     return _LOG_CONFIG.format(log=log, loggers=levels)
 
 
-def documented_settings(
-    server_name: str,
-    mesh_address: IPv6Address,
-    certificate: Path,
-    key: Path,
-    port: int = FEDERATION_PORT,
-) -> dict[str, Any]:
-    """Exactly the settings docs/synapse-homeserver.yaml documents, filled in."""
-    return {
-        "server_name": server_name,
-        "listeners": [
-            {
-                "port": port,
-                "bind_addresses": [str(mesh_address)],
-                "type": "http",
-                "tls": True,
-                "resources": [{"names": ["federation"]}],
-            }
-        ],
-        "tls_certificate_path": str(certificate),
-        "tls_private_key_path": str(key),
-        "trusted_key_servers": [],
-        "suppress_key_server_warning": True,
-        "modules": [
-            {
-                "module": "v6alt.synapse_module.V6AltFederation",
-                "config": {
-                    "ranges": {"allow": ["200::/7", "2000::/3"], "cjdns": False},
-                    "ip_bound_trust": True,
-                    "synapse": {"inbound_ip_binding": "log"},
-                },
-            }
-        ],
-    }
-
-
 def _lab_settings(files: HomeserverFiles, secret: str) -> dict[str, Any]:
     tree = files.tree
     limit = {"per_second": 100, "burst_count": 100}
@@ -176,15 +145,10 @@ def write_server_keys(
     The default issuer's self-signed certificate is never checked by peers
     with the module: they trust the address they dialled (IP-bound trust).
     """
-    from signedjson.key import generate_signing_key, write_signing_keys
-
     tree = files.tree
     host_name = files.server_name.partition(":")[0]  # a v6.alt name has no colon; a port may follow
     issuer(host_name, tree / "tls.key", tree / "tls.crt")
-    # A fresh key id every time: a server name may come again (a host's homeserver
-    # started afresh), and peers cache keys by (server name, key id).
-    with open(tree / "signing.key", "w") as stream:
-        write_signing_keys(stream, [generate_signing_key(f"a_{secrets.token_hex(4)}")])
+    (tree / "signing.key").write_text(signing_key())
     secret = secrets.token_hex(16)
     files.secret_file.write_text(secret + "\n")
     files.secret_file.chmod(0o600)
@@ -242,13 +206,8 @@ def homeserver_config(
     tree = files.tree
     certificate, key = tree / "tls.crt", tree / "tls.key"
     if template is not None:
-        values = {
-            "server_name": files.server_name,
-            "mesh_address": str(mesh_address),
-            "tls_certificate_path": str(certificate),
-            "tls_private_key_path": str(key),
-        }
-        config: dict[str, Any] = yaml.safe_load(Template(template.read_text()).substitute(values))
+        text = template.read_text()
+        config = template_settings(text, files.server_name, mesh_address, certificate, key)
     else:
         config = documented_settings(files.server_name, mesh_address, certificate, key, port)
     if ca_certificate is not None:
@@ -270,7 +229,7 @@ def homeserver_config(
 
 def write_config(files: HomeserverFiles, config: dict[str, Any]) -> None:
     """``config`` as ``files.config`` (mode 0600: it holds the registration secret)."""
-    files.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    files.config.write_text(config_yaml(config))
     files.config.chmod(0o600)
 
 
