@@ -4,7 +4,8 @@ Run by tox's package env after `python -m build`. Runs `twine check --strict`
 on the sdist and the wheel (the metadata an index would show), then fails
 (exit 1, one line per missing part) when the sdist lacks the Lua modules, the
 docs, the systemd units, the rockspec, the Docker files or the LICENSE, or
-when the wheel lacks the Lua modules, the units or the LICENSE.
+when the wheel lacks the Lua modules, the units, ``v6alt docker-setup`` or
+the LICENSE.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SDIST_NEEDS = [
     "prosody_bridge/units/v6alt-sidecar.service",
     "packaging/mod_v6alt-*.rockspec",
     "docker/synapse/Dockerfile",
+    "docker/v6alt/Dockerfile",
+    "docker/apt-backports.sh",
     "docker/mesh/compose.yaml",
 ]
 WHEEL_NEEDS = [
@@ -35,6 +38,8 @@ WHEEL_NEEDS = [
     "v6alt/prosody_bridge/units/v6alt-sidecar.service",
     "v6alt-*.dist-info/licenses/LICENSE",
     "v6alt/py.typed",
+    # `v6alt docker-setup`, which the v6alt image runs (docker/*/compose.yaml).
+    "v6alt/deploy/cli_docker_setup.py",
 ]
 
 

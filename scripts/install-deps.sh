@@ -105,7 +105,7 @@ configured_suites() {
 }
 
 # The archive URI apt already uses for the release itself, so the backports
-# source follows the machine's mirror.
+# source follows the machine's mirror (this script never names one).
 release_archive_uri() {
     local codename=$1
     apt-get indextargets --no-release-info --format '$(RELEASE) $(SITE)' \
@@ -127,7 +127,8 @@ ensure_backports_source() {
     file="${sources_dir%/}/${suite}.sources"
     [[ -e "$file" ]] && die "$file exists but apt does not list $suite from it; fix or remove that file"
     uri=$(release_archive_uri "$codename")
-    uri=${uri:-http://deb.debian.org/debian}
+    [[ -n "$uri" ]] || die "apt has no source for $codename to take the mirror of $suite from;" \
+        "add your Debian mirror for $codename to /etc/apt/sources.list.d/ first"
     keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     {
         echo "Types: deb"

@@ -1,10 +1,12 @@
 """The images the container tests run, all made on this machine.
 
 - the **base image**, a Debian rootfs from ``debootstrap --variant=minbase``
-  imported with ``docker import``: no registry needed. It is the one image
-  kept between runs (:data:`BASE_IMAGE`, labelled with what it was made from;
-  ``docker image rm v6alt-test/debian:bookworm`` removes it), as
-  debootstrap takes minutes;
+  imported with ``docker import``: no registry needed. debootstrap fetches
+  from the mirror the host's apt sources use (:func:`host_debian_mirror`),
+  and the images built on it take their backports from there too. It is
+  the one image kept between runs (:data:`BASE_IMAGE`, labelled with what
+  it was made from; ``docker image rm v6alt-test/debian:bookworm`` removes
+  it), as debootstrap takes minutes;
 - a **stand-in for the official Synapse image**, built from the base with
   pip, with the official image's layout and entrypoint (tests/docker/standin);
 - the project's images, built from docker/ exactly as docs/docker.md says,
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from .engine import DEBOOTSTRAP, Engine, run
+from .engine import DEBOOTSTRAP, DockerError, Engine, run
 
 __all__ = [
     "BASE_IMAGE",
@@ -38,12 +40,13 @@ __all__ = [
     "ProjectImages",
     "base_image",
     "build_project_images",
+    "host_debian_mirror",
     "wheelhouse",
 ]
 
 BASE_LABEL: Final = "org.v6alt.test.base"
 TEST_LABEL: Final = "org.v6alt.test.run"
-BASE_MIRROR: Final = "http://deb.debian.org/debian"
+OS_RELEASE: Final = Path("/etc/os-release")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,38 @@ TRIXIE: Final = BaseSpec(
 BASE_IMAGE: Final = BOOKWORM.image
 
 
+def _os_release_codename(os_release: Path) -> str:
+    for line in os_release.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "VERSION_CODENAME":
+            return value.strip().strip('"')
+    return ""
+
+
+def host_debian_mirror(os_release: Path = OS_RELEASE) -> str:
+    """The archive the host's apt sources use for the host's Debian release.
+
+    A user's own mirror is what they expect every download to come from, so
+    the repository names none: this reads it from apt (``sources.list`` and
+    the deb822 ``.sources`` files alike).
+    """
+    codename = _os_release_codename(os_release)
+    if not codename:
+        raise DockerError(f"no VERSION_CODENAME in {os_release}: is this Debian?")
+    targets = run(
+        ["apt-get", "indextargets", "--no-release-info", "--format", "$(RELEASE) $(SITE)"],
+        timeout=60,
+    )
+    for line in targets.splitlines():
+        release, _, site = line.partition(" ")
+        if release == codename and site:
+            return site.rstrip("/")
+    raise DockerError(
+        f"the host's apt sources have no entry for {codename}, so there is no mirror to "
+        "make the base image from: add your Debian mirror to /etc/apt/sources.list.d/"
+    )
+
+
 def base_image(engine: Engine, work: Path, spec: BaseSpec = BOOKWORM) -> tuple[str, float]:
     """The cached base image of ``spec``, made first if missing;
     ``(name, seconds spent making it)``."""
@@ -85,6 +120,7 @@ def base_image(engine: Engine, work: Path, spec: BaseSpec = BOOKWORM) -> tuple[s
     if found:
         return spec.image, 0.0
     started = time.monotonic()
+    mirror = host_debian_mirror()
     rootfs = Path(tempfile.mkdtemp(prefix="v6alt-rootfs-", dir=work))
     try:
         run(
@@ -94,7 +130,7 @@ def base_image(engine: Engine, work: Path, spec: BaseSpec = BOOKWORM) -> tuple[s
                 f"--include={','.join(spec.packages)}",
                 spec.suite,
                 str(rootfs),
-                BASE_MIRROR,
+                mirror,
             ],
             timeout=1200,
         )
