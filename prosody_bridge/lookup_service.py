@@ -1,9 +1,11 @@
 """The sidecar's lookup service: HTTP/1.1 + JSON on loopback, for the Prosody module.
 
 Every answer is a pure core call (codec and policy), so requests are served
-synchronously without any I/O behind them. The protocol is documented in
-docs/dns.md (section "Lookup service"). ``/metrics`` on the same listener
-serves the sidecar's metrics in the Prometheus text format (docs/metrics.md).
+synchronously without any I/O behind them. Each answer is a typed value
+(:mod:`.lookup_answer`) that carries the verdict its metrics count. The
+protocol is documented in docs/dns.md (section "Lookup service").
+``/metrics`` on the same listener serves the sidecar's metrics in the
+Prometheus text format (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ from v6alt import __version__
 from v6alt.codec import encode, to_address
 from v6alt.config import SidecarLimits
 from v6alt.errors import V6AltError
-from v6alt.names import HostKind, ServerName, parse_xmpp_domain
+from v6alt.names import ServerName, parse_xmpp_domain
 from v6alt.policy import Policy
 
+from .lookup_answer import (
+    XMPP_SERVER_PORT,
+    HealthAnswer,
+    LookupAnswer,
+    NameAnswer,
+    PeerAnswer,
+    PinAnswer,
+    ResolveAnswer,
+)
 from .metrics import CONTENT_TYPE, SidecarMetrics
 from .pin_service import PinService, valid_spki
 from .slots import Slots
 
 __all__ = ["XMPP_SERVER_PORT", "LookupChannel", "LookupResource", "LookupSite", "lookup_site"]
 
-XMPP_SERVER_PORT = 5269
 MAX_PARAM_LENGTH = 1024
 
 
@@ -83,7 +93,7 @@ class LookupResource(resource.Resource):
         super().__init__()  # type: ignore[no-untyped-call]
         self.policy = policy
         self.metrics = metrics
-        self._routes: dict[bytes, Callable[[Any], dict[str, object]]] = {
+        self._routes: dict[bytes, Callable[[Any], LookupAnswer]] = {
             b"/v1/health": self._health,
             b"/v1/resolve": self._resolve,
             b"/v1/peer": self._peer,
@@ -106,12 +116,12 @@ class LookupResource(resource.Resource):
             request.setHeader(b"Allow", b"GET")
             return self._error(request, 405, "only GET is supported")
         try:
-            body = route(request)
+            answer = route(request)
         except _BadRequest as exc:
             self.count(endpoint, "bad_request")
             return self._error(request, 400, str(exc))
-        self.count(endpoint, _verdict(body), str(body.get("rule_id", "")))
-        return json.dumps(body).encode()
+        self.count(endpoint, answer.verdict.value, answer.rule_id)
+        return json.dumps(answer.to_json()).encode()
 
     def _metrics(self, request: Any) -> bytes:
         assert self.metrics is not None
@@ -131,75 +141,25 @@ class LookupResource(resource.Resource):
         request.setResponseCode(code)
         return json.dumps({"error": reason}).encode()
 
-    def _health(self, request: Any) -> dict[str, object]:
-        return {"ok": True, "version": __version__}
+    def _health(self, request: Any) -> HealthAnswer:
+        return HealthAnswer(__version__)
 
-    def _resolve(self, request: Any) -> dict[str, object]:
+    def _resolve(self, request: Any) -> ResolveAnswer:
         text = _param(request, "name")
         name = _domain(text)
-        if name.kind is not HostKind.V6ALT:
-            return {
-                "name": text,
-                "is_v6alt": False,
-                "address": None,
-                "port": None,
-                "allowed": True,
-                "rule": "not a v6.alt name",
-                "rule_id": "",
-                "canonical": name.canonical,
-                "tls_required": True,
-                "trust": "ca",
-                "pinning": "off",
-            }
-        decision = self.policy.decide_name(name)
-        return {
-            "name": text,
-            "is_v6alt": True,
-            "address": str(decision.address),
-            "port": XMPP_SERVER_PORT,
-            "allowed": decision.allowed,
-            "rule": decision.rule,
-            "rule_id": decision.rule_id,
-            "canonical": name.canonical,
-            "tls_required": decision.tls_required,
-            "trust": decision.trust.value,
-            "pinning": decision.pinning,
-        }
+        if not name.is_v6alt:
+            return ResolveAnswer.not_v6alt(text, name)
+        return ResolveAnswer.of_decision(text, name, self.policy.decide_name(name))
 
-    def _peer(self, request: Any) -> dict[str, object]:
+    def _peer(self, request: Any) -> PeerAnswer:
         text = _param(request, "name")
         address = _peer_address(_param(request, "address"))
         name = _domain(text)
-        is_v6alt = name.kind is HostKind.V6ALT
         if isinstance(address, IPv4Address):
-            # The policy judges IPv6 only; an IPv4 peer gets Prosody's normal checks.
-            return {
-                "name": text,
-                "address": str(address),
-                "is_v6alt": is_v6alt,
-                "matches": False,
-                "allowed": True,
-                "rule": "IPv4 peer: outside the v6alt policy, normal certificate checks",
-                "rule_id": "",
-                "tls_required": True,
-                "trust": "ca",
-                "pinning": "off",
-            }
-        decision = self.policy.decide(address, name)
-        return {
-            "name": text,
-            "address": str(address),
-            "is_v6alt": is_v6alt,
-            "matches": is_v6alt and name.address == address,
-            "allowed": decision.allowed,
-            "rule": decision.rule,
-            "rule_id": decision.rule_id,
-            "tls_required": decision.tls_required,
-            "trust": decision.trust.value,
-            "pinning": decision.pinning,
-        }
+            return PeerAnswer.ipv4(text, address, name.is_v6alt)
+        return PeerAnswer.of_decision(text, name, address, self.policy.decide(address, name))
 
-    def _pin(self, request: Any) -> dict[str, object]:
+    def _pin(self, request: Any) -> PinAnswer:
         text = _param(request, "name")
         address = _peer_address(_param(request, "address"))
         spki = _param(request, "spki")
@@ -209,40 +169,18 @@ class LookupResource(resource.Resource):
         if not isinstance(address, IPv6Address):
             raise _BadRequest("pins are kept for IPv6 peers only")
         if self.pins is None:
-            return {
-                "name": text,
-                "address": str(address),
-                "accept": False,
-                "status": "error",
-                "reason": "the sidecar keeps no pins",
-                "message": None,
-            }
+            return PinAnswer(
+                text, address, "off", False, "error", "the sidecar keeps no pins", None
+            )
         return self.pins.answer(self.policy, name, text, address, spki)
 
-    def _name(self, request: Any) -> dict[str, object]:
+    def _name(self, request: Any) -> NameAnswer:
         text = _param(request, "address")
         try:
             address = to_address(text)
         except V6AltError as exc:
             raise _BadRequest(str(exc)) from None
-        return {"address": str(address), "name": encode(address)}
-
-
-def _verdict(body: dict[str, object]) -> str:
-    """The metrics verdict of an answer: ok (health, name), not_v6alt, refused,
-    mismatch (a v6.alt name from another address), allowed; a pin check's
-    accepted or refused."""
-    if "accept" in body:
-        return "accepted" if body["accept"] is True else "refused"
-    if "allowed" not in body:
-        return "ok"
-    if body.get("is_v6alt") is False and "matches" not in body:
-        return "not_v6alt"
-    if not body["allowed"]:
-        return "refused"
-    if body.get("is_v6alt") and body.get("matches") is False:
-        return "mismatch"
-    return "allowed"
+        return NameAnswer(address, encode(address))
 
 
 _REASONS: Final = {

@@ -23,6 +23,8 @@ from v6alt.pin_store import PinStore, decide
 from v6alt.pins import Pin, PinCheck, PinFileError, PinStatus, check_tls
 from v6alt.policy import Policy, Trust
 
+from .lookup_answer import PinAnswer
+
 __all__ = ["DEFAULT_PIN_FILE", "PinService", "pin_file"]
 
 log = logging.getLogger("v6alt.sidecar")
@@ -71,9 +73,8 @@ class PinService:
 
     def answer(
         self, policy: Policy, name: ServerName, text: str, address: IPv6Address, spki: str
-    ) -> dict[str, object]:
+    ) -> PinAnswer:
         decision = policy.decide(address, name)
-        base: dict[str, object] = {"name": text, "address": str(address), "mode": "off"}
         if not (
             decision.allowed
             and name.kind is HostKind.V6ALT
@@ -82,13 +83,8 @@ class PinService:
         ):
             # Only a peer trusted by its address is pinned; anything else is refused
             # here, since a pin check should not have been asked for it.
-            return {
-                **base,
-                "accept": False,
-                "status": "not_pinnable",
-                "reason": f"{text} at [{address}] is not trusted by its address ({decision.rule})",
-                "message": None,
-            }
+            reason = f"{text} at [{address}] is not trusted by its address ({decision.rule})"
+            return PinAnswer(text, address, "off", False, "not_pinnable", reason, None)
         mode = decision.pinning
         pin_name = text.lower()
         hint = f"v6alt pins forget {pin_name} --file {self.path}"
@@ -115,22 +111,11 @@ class PinService:
                 "refused (pinning: enforce fails closed)" if not accept else "accepted (warn)"
             )
             log.error("%s", message)
-            return {
-                **base,
-                "mode": mode,
-                "accept": accept,
-                "status": "error",
-                "reason": message,
-                "message": message,
-            }
+            return PinAnswer(text, address, mode, accept, "error", message, message)
         if check.message is not None:
             level = logging.WARNING if check.status is PinStatus.MISMATCH else logging.INFO
             log.log(level, "%s", check.message)
-        return {
-            **base,
-            "mode": mode,
-            "accept": check.accept,
-            "status": check.status.value,
-            "reason": check.message if not check.accept else None,
-            "message": check.message,
-        }
+        refusal = check.message if not check.accept else None
+        return PinAnswer(
+            text, address, mode, check.accept, check.status.value, refusal, check.message
+        )

@@ -57,7 +57,7 @@ def test_health(sidecar: Sidecar) -> None:
     assert request(sidecar, "/v1/health") == (
         200,
         "application/json",
-        {"ok": True, "version": __version__},
+        {"ok": True, "version": __version__, "verdict": "ok"},
     )
 
 
@@ -76,6 +76,7 @@ def test_resolve_v6alt(sidecar: Sidecar) -> None:
         "tls_required": True,
         "trust": "ca",  # inside a secure range with trust_any_certificate: false
         "pinning": "off",  # a CA checks it: nothing to pin
+        "verdict": "allowed",
     }
 
 
@@ -92,6 +93,7 @@ def test_resolve_never_dial(sidecar: Sidecar) -> None:
     status, body = get(sidecar, "/v1/resolve", name="a-e.v6.alt")
     assert status == 200 and isinstance(body, dict)
     assert body["allowed"] is False and "loopback" in body["rule"]
+    assert body["verdict"] == "refused"
 
 
 def test_resolve_other_domain(sidecar: Sidecar) -> None:
@@ -100,6 +102,7 @@ def test_resolve_other_domain(sidecar: Sidecar) -> None:
     assert body["is_v6alt"] is False and body["address"] is None and body["port"] is None
     assert body["allowed"] is True and body["rule"] == "not a v6.alt name"
     assert body["trust"] == "ca"
+    assert body["verdict"] == "not_v6alt"
 
 
 @pytest.mark.parametrize("name", ["bad-label1.v6.alt", "a@b", "", "x" * 2000, "host:5269"])
@@ -125,10 +128,12 @@ def test_peer(sidecar: Sidecar) -> None:
         "tls_required": False,
         "trust": "any",
         "pinning": "off",  # Yggdrasil: the address is the key
+        "verdict": "allowed",
     }
     mismatch = get(sidecar, "/v1/peer", name=NAME, address="2a01::5")[1]
     assert isinstance(mismatch, dict)
     assert (mismatch["matches"], mismatch["trust"]) == (False, "ca")
+    assert mismatch["verdict"] == "mismatch"
     outside = get(sidecar, "/v1/peer", name="ceiqaaaaaairc-rce.v6.alt", address="2a01::5")[1]
     assert isinstance(outside, dict) and outside["matches"] is False
 
@@ -160,7 +165,7 @@ def test_peer_malformed(sidecar: Sidecar, params: dict[str, str]) -> None:
 def test_name(sidecar: Sidecar) -> None:
     assert get(sidecar, "/v1/name", address="2a00:1098:03a0:0::1") == (
         200,
-        {"address": ADDRESS, "name": NAME},
+        {"address": ADDRESS, "name": NAME, "verdict": "ok"},
     )
     for bad in ("1.2.3.4", "fe80::1%eth0", "nonsense"):
         status, body = get(sidecar, "/v1/name", address=bad)

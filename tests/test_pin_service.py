@@ -56,10 +56,12 @@ def test_first_contact_match_and_mismatch(sidecar: Sidecar, pin_dir: Path) -> No
     status, first = pin(sidecar, name, PUBLIC, KEY)
     assert status == 200
     assert (first["accept"], first["status"], first["mode"]) == (True, "new", "enforce")
+    assert first["verdict"] == "accepted"
     assert (pin_dir / "sub" / "pins.json").exists()  # the directory is made on the first pin
     assert pin(sidecar, name, PUBLIC, KEY)[1]["status"] == "match"
     refused = pin(sidecar, name, PUBLIC, OTHER)[1]
     assert (refused["accept"], refused["status"]) == (False, "mismatch")
+    assert refused["verdict"] == "refused"
     message = str(refused["message"])
     for part in (name, PUBLIC, KEY, OTHER, "refused", f"v6alt pins forget {name} --file"):
         assert part in message
@@ -93,6 +95,7 @@ def test_yggdrasil_is_never_pinned(sidecar: Sidecar, pin_dir: Path) -> None:
 def test_a_peer_not_trusted_by_its_address_is_refused(sidecar: Sidecar) -> None:
     answer = pin(sidecar, encode(PUBLIC), "2a00:1098:3a0::2", KEY)[1]
     assert (answer["accept"], answer["status"]) == (False, "not_pinnable")
+    assert answer["verdict"] == "refused"
 
 
 @pytest.mark.parametrize(
