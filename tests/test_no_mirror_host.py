@@ -13,8 +13,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+import pytest
+
+from v6alt.lab.docker import images
+from v6alt.lab.docker.engine import DockerError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,3 +78,27 @@ def test_no_tracked_file_names_a_package_mirror() -> None:
             if match:
                 found.append(f"{path.relative_to(REPO)}:{number}: {match.group().decode()}")
     assert not found, "package mirror hosts written in:\n" + "\n".join(found)
+
+
+def test_the_base_image_mirror_is_the_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os_release = tmp_path / "os-release"
+    os_release.write_text('PRETTY_NAME="Debian GNU/Linux 12"\nVERSION_CODENAME=bookworm\n')
+    asked: list[Sequence[str]] = []
+
+    def apt(argv: Sequence[str], **_: Any) -> str:
+        asked.append(argv)
+        return (
+            "bookworm-security http://mirror.example/debian-security\n"
+            "bookworm http://mirror.example/debian/\n"
+            "bookworm-updates http://mirror.example/debian/\n"
+        )
+
+    monkeypatch.setattr(images, "run", apt)
+    assert images.host_debian_mirror(os_release) == "http://mirror.example/debian"
+    assert asked[0][:2] == ["apt-get", "indextargets"]
+
+    monkeypatch.setattr(images, "run", lambda argv, **_: "trixie http://mirror.example/debian\n")
+    with pytest.raises(DockerError, match="no entry for bookworm"):
+        images.host_debian_mirror(os_release)
