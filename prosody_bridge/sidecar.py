@@ -1,20 +1,22 @@
-"""Wiring of the sidecar: config, listeners, logging, signals, worker processes.
+"""Wiring of the sidecar: config, listeners, logging, signals.
 
-``run()`` blocks in the Twisted reactor until SIGTERM/SIGINT. SIGHUP reloads
-the config file: the policy and the forwarders change in place, the listen
-addresses only on a restart.
+``run()`` starts it in steps: load the config, bind the UDP sockets, fork
+the workers (:mod:`.udp_workers`), start the listeners, link the workers'
+counts, tell systemd it is ready, install the SIGHUP reload and freeze what
+was built out of the garbage collector; then it blocks in the Twisted
+reactor until SIGTERM/SIGINT. SIGHUP reloads the config file: the policy and
+the forwarders change in place, the listen addresses only on a restart.
 
 With ``workers > 1`` the UDP DNS socket is opened with SO_REUSEPORT in that
 many processes (the kernel spreads queries over them); the first process also
 serves DNS over TCP and the lookup service. Workers exit with their parent.
 Each worker sends its counts to the first process once a second over a socket
-pair made before it is forked (worker_metrics.py), so ``/metrics`` covers
-every process.
+pair made before it is forked (:mod:`.worker_metrics`), so ``/metrics``
+covers every process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
@@ -40,7 +42,14 @@ from .dns_udp import DnsUdpPort, DnsUdpProtocol
 from .lookup_service import LookupResource, LookupSite, lookup_site
 from .metrics import SidecarMetrics
 from .pin_service import PinService, pin_file
-from .worker_metrics import SnapshotReader, SnapshotSender, link_pair
+from .udp_workers import (
+    ProcessRole,
+    WorkerStartFailed,
+    fork_workers,
+    reap_workers,
+    signal_workers,
+)
+from .worker_metrics import SnapshotReader, SnapshotSender
 
 __all__ = ["SidecarOptions", "run"]
 
@@ -217,32 +226,6 @@ def _notify_systemd(message: str) -> None:
             log.warning("sd_notify to %s failed: %s", path, exc)
 
 
-def _spawn_workers(count: int) -> list[int]:
-    """Fork the extra UDP workers (before the reactor runs). Returns their pids in the parent."""
-    pids: list[int] = []
-    parent = os.getpid()
-    for _ in range(count):
-        pid = os.fork()
-        if pid == 0:
-            # Die with the parent, so a stopped service leaves no workers behind.
-            _die_with_parent(parent)
-            return []
-        pids.append(pid)
-    return pids
-
-
-def _die_with_parent(parent: int) -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(0)
-
-
 def load(options: SidecarOptions) -> Config:
     """The config in effect: the file (if any) with the command-line overrides."""
     config = load_config(options.config_path) if options.config_path else Config()
@@ -263,93 +246,94 @@ def run(options: SidecarOptions) -> int:
         print(f"v6alt: sidecar: config: {exc}", file=sys.stderr)  # one line, no traceback
         return EXIT_USAGE
     sidecar = Sidecar(options, config)
-    dns, lookup = sidecar.dns_endpoint, sidecar.lookup_endpoint
+    _warn_unless_loopback(sidecar.lookup_endpoint)
+    workers = max(1, options.workers)
+    dns = sidecar.dns_endpoint
+    try:
+        udp_sockets = _bind_udp(dns, workers)
+    except OSError as exc:
+        print(f"v6alt: sidecar: cannot listen on {_endpoint_text(dns)}/udp: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        role = fork_workers(udp_sockets[0], udp_sockets[1:])
+    except WorkerStartFailed as exc:
+        print(f"v6alt: sidecar: {exc}", file=sys.stderr)
+        signal_workers(exc.started, signal.SIGTERM)
+        return EXIT_FAILED
+    try:
+        sidecar.start(role.udp_socket, primary=role.primary)
+    except CannotListenError as exc:
+        print(f"v6alt: sidecar: cannot listen: {exc}", file=sys.stderr)
+        signal_workers(role.workers, signal.SIGTERM)
+        return EXIT_FAILED
+    _link_worker_metrics(sidecar, role)
+    if role.primary:
+        _announce_ready(sidecar, workers)
+        _stop_workers_on_shutdown(role.workers)
+    _reload_on_sighup(sidecar, role.workers)
+    _freeze_startup_objects()
+    _the_reactor().run()
+    if role.primary:
+        reap_workers(role.workers)
+    return EXIT_OK
+
+
+def _warn_unless_loopback(lookup: tuple[str, int]) -> None:
     if not _is_loopback(lookup[0]):
         log.warning(
             "lookup service on %s is not loopback: anyone there can query it",
             _endpoint_text(lookup),
         )
-    workers = max(1, options.workers)
-    try:
-        udp_socket = _udp_socket(dns, reuse_port=workers > 1)
-        extra_sockets = [_udp_socket(dns, reuse_port=True) for _ in range(workers - 1)]
-    except OSError as exc:
-        print(f"v6alt: sidecar: cannot listen on {_endpoint_text(dns)}/udp: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    primary = True
-    children: list[int] = []
-    # The primary's end of each worker's metrics link, by worker number (1, 2, ...).
-    links: dict[int, socket.socket] = {}
-    to_primary: socket.socket | None = None  # in a worker: its end of the link
-    for index, extra in enumerate(extra_sockets):
-        try:
-            primary_end, worker_end = link_pair()
-        except OSError as exc:
-            print(f"v6alt: sidecar: cannot start worker metrics: {exc}", file=sys.stderr)
-            for pid in children:
-                os.kill(pid, signal.SIGTERM)
-            return EXIT_FAILED
-        pids = _spawn_workers(1)
-        if not pids:  # in the worker
-            udp_socket.close()
-            for other in extra_sockets[index + 1 :]:
-                other.close()
-            primary_end.close()
-            for link in links.values():
-                link.close()
-            links = {}
-            udp_socket, primary, to_primary = extra, False, worker_end
-            break
-        extra.close()
-        worker_end.close()
-        links[index + 1] = primary_end
-        children.extend(pids)
-    try:
-        sidecar.start(udp_socket, primary=primary)
-    except CannotListenError as exc:
-        print(f"v6alt: sidecar: cannot listen: {exc}", file=sys.stderr)
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
-        return EXIT_FAILED
-    if to_primary is not None:
-        SnapshotSender(to_primary, sidecar.metrics, _the_reactor()).start()
-    for worker, link in links.items():
+
+
+def _bind_udp(dns: tuple[str, int], workers: int) -> list[socket.socket]:
+    """The DNS socket of each process: the primary's first, then one per extra worker."""
+    udp_socket = _udp_socket(dns, reuse_port=workers > 1)
+    return [udp_socket, *(_udp_socket(dns, reuse_port=True) for _ in range(workers - 1))]
+
+
+def _link_worker_metrics(sidecar: Sidecar, role: ProcessRole) -> None:
+    """A worker sends its counts to the primary; the primary reads every worker's."""
+    if role.to_primary is not None:
+        SnapshotSender(role.to_primary, sidecar.metrics, _the_reactor()).start()
+    for worker, link in role.links.items():
         SnapshotReader(link, worker, sidecar.metrics, _the_reactor()).start()
-    if primary:
-        forwarders = ", ".join(_endpoint_text(f) for f in config.sidecar.forwarders) or "none"
-        log.info(
-            "v6alt sidecar ready: dns %s udp+tcp (%d udp worker%s), lookup http://%s, "
-            "forwarders: %s",
-            _endpoint_text(dns),
-            workers,
-            "s" if workers > 1 else "",
-            _endpoint_text(lookup),
-            forwarders,
-        )
-        _notify_systemd("READY=1")
 
-        def _stop_children() -> None:
-            for pid in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
 
-        _the_reactor().addSystemEventTrigger("before", "shutdown", _stop_children)
+def _announce_ready(sidecar: Sidecar, workers: int) -> None:
+    """Log what listens where, and tell systemd (Type=notify) the sidecar is up."""
+    forwarders = ", ".join(_endpoint_text(f) for f in sidecar.config.sidecar.forwarders) or "none"
+    log.info(
+        "v6alt sidecar ready: dns %s udp+tcp (%d udp worker%s), lookup http://%s, forwarders: %s",
+        _endpoint_text(sidecar.dns_endpoint),
+        workers,
+        "s" if workers > 1 else "",
+        _endpoint_text(sidecar.lookup_endpoint),
+        forwarders,
+    )
+    _notify_systemd("READY=1")
+
+
+def _stop_workers_on_shutdown(workers: list[int]) -> None:
+    _the_reactor().addSystemEventTrigger(
+        "before", "shutdown", signal_workers, workers, signal.SIGTERM
+    )
+
+
+def _reload_on_sighup(sidecar: Sidecar, workers: list[int]) -> None:
+    """SIGHUP reloads the config here and in every worker (each answers from its
+    own copy of the policy)."""
     reactor = _the_reactor()
 
     def _on_hup(_signum: int, _frame: object) -> None:
-        for pid in children:  # the workers answer from their own copy of the policy
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        signal_workers(workers, signal.SIGHUP)
         reactor.callFromThread(sidecar.reload)
 
     signal.signal(signal.SIGHUP, _on_hup)
+
+
+def _freeze_startup_objects() -> None:
     # Everything built so far lives as long as the process: keep it out of
     # the collector's full passes, which otherwise stall answers for ms.
     gc.collect()
     gc.freeze()
-    reactor.run()
-    if primary:
-        for pid in children:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-    return EXIT_OK
