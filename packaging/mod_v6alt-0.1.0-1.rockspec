@@ -33,8 +33,12 @@ build = {
       ["mod_v6alt"] = "prosody_bridge/lua/mod_v6alt.lua",
       ["mod_v6alt.v6alt_compat"] = "prosody_bridge/lua/v6alt_compat.lib.lua",
       ["mod_v6alt.v6alt_internals"] = "prosody_bridge/lua/v6alt_internals.lib.lua",
+      ["mod_v6alt.v6alt_lookup_client"] = "prosody_bridge/lua/v6alt_lookup_client.lib.lua",
       ["mod_v6alt.v6alt_lookup_queue"] = "prosody_bridge/lua/v6alt_lookup_queue.lib.lua",
+      ["mod_v6alt.v6alt_metrics"] = "prosody_bridge/lua/v6alt_metrics.lib.lua",
+      ["mod_v6alt.v6alt_pinning"] = "prosody_bridge/lua/v6alt_pinning.lib.lua",
       ["mod_v6alt.v6alt_probe_scheduler"] = "prosody_bridge/lua/v6alt_probe_scheduler.lib.lua",
+      ["mod_v6alt.v6alt_resolver"] = "prosody_bridge/lua/v6alt_resolver.lib.lua",
       ["mod_v6alt.v6alt_s2s_recovery"] = "prosody_bridge/lua/v6alt_s2s_recovery.lib.lua",
    },
 }

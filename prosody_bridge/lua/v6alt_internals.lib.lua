@@ -8,7 +8,7 @@
 -- Prosody never reads; events' own fields (event.resolver of
 -- s2sout-pre-connect) are hook API and stay where they are used.
 
-local import = module:require("v6alt_compat");
+local import = module:require("v6alt_compat").import;
 
 local s2s_destroy_session = import "core.s2smanager".destroy_session;
 

@@ -13,26 +13,13 @@
 -- handlers.result(outcome) hears "connected", "refused", "failed" or
 -- "timeout" while the peer is still entered. scheduler:remove(key).
 
-local import = module:require("v6alt_compat");
+local import = module:require("v6alt_compat").import;
 
 local indexedbheap = import "util.indexedbheap";
 local server = import "net.server";
 local time_now = import "util.time".now;
 
 local TICK = 0.1; -- seconds between runs while attempts wait for tokens
-
--- A number option of `mod` between min and max; anything else is logged as
--- an error naming the option and the default is used. (Prosody 13's
--- get_option_number clamps to min and max, 0.12's ignores them.)
-local function number_option(mod, name, default, min, max)
-	local value = mod:get_option_number(name, default);
-	if type(value) ~= "number" or value ~= value or value < min or value > max then
-		mod:log("error", "%s = %s is not a number from %g to %g; using %g",
-			name, tostring(mod:get_option(name)), min, max, default);
-		return default;
-	end
-	return value;
-end
 
 -- A TCP connect to address:port; done(outcome) once, "connected" or why not.
 local function tcp_probe(address, port, timeout, done)
@@ -143,4 +130,4 @@ function scheduler:run()
 	self:wake(due);
 end
 
-return { new = new; number_option = number_option };
+return { new = new };

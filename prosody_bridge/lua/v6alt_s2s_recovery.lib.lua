@@ -34,7 +34,7 @@
 -- never util.timer's directly, so it stops when its module is unloaded or
 -- reloaded.
 
-local import = module:require("v6alt_compat");
+local import = module:require("v6alt_compat").import;
 
 local cache = import "util.cache";
 local jid_host = import "util.jid".host;
@@ -80,21 +80,21 @@ local function out_of_reach(reason)
 	return false;
 end
 
--- Wires the recovery into one host. `options`: is_v6alt(domain) -> bool,
--- resolve(domain) -> promise of the lookup service's /v1/resolve answer,
--- scheduler (the server's one v6alt_probe_scheduler) and metrics
--- (mod_v6alt's counters) to count stalls, recoveries and stanzas.
-local function watch_host(host_module, options)
-	local stall_timeout = host_module:get_option_number("v6alt_s2s_stall_timeout", 15, 0);
+-- Wires the recovery into one host. `settings`: the host's options, read
+-- and checked by mod_v6alt: stall_timeout (0: off), probe_after, hold_time,
+-- hold_max. `services`: is_v6alt(domain) -> bool, resolve(domain) ->
+-- promise of the lookup service's /v1/resolve answer, scheduler (the
+-- server's one v6alt_probe_scheduler) and metrics (mod_v6alt's counters) to
+-- count stalls, recoveries and stanzas.
+local function watch_host(host_module, settings, services)
+	local stall_timeout = settings.stall_timeout;
 	if stall_timeout == 0 then
 		host_module:log("debug", "Stalled s2s recovery is off (v6alt_s2s_stall_timeout = 0)");
 		return;
 	end
-	local probe_after = options.probe_after;
-	local hold_time = host_module:get_option_number("v6alt_s2s_hold_time", 3600, 1);
-	local hold_max = host_module:get_option_number("v6alt_s2s_hold_max", 1000, 1);
-	local is_v6alt, resolve = options.is_v6alt, options.resolve;
-	local metrics, scheduler = options.metrics, options.scheduler;
+	local probe_after, hold_time, hold_max = settings.probe_after, settings.hold_time, settings.hold_max;
+	local is_v6alt, resolve = services.is_v6alt, services.resolve;
+	local metrics, scheduler = services.metrics, services.scheduler;
 
 	local peers = {}; -- to_host -> state
 	local barriers = setmetatable({}, { __mode = "k" }); -- our own pings: not tracked

@@ -41,8 +41,12 @@ SHIPPED_LUA = (
     "mod_v6alt.lua",
     "v6alt_compat.lib.lua",
     "v6alt_internals.lib.lua",
+    "v6alt_lookup_client.lib.lua",
     "v6alt_lookup_queue.lib.lua",
+    "v6alt_metrics.lib.lua",
+    "v6alt_pinning.lib.lua",
     "v6alt_probe_scheduler.lib.lua",
+    "v6alt_resolver.lib.lua",
     "v6alt_s2s_recovery.lib.lua",
 )
 

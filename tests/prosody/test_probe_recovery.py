@@ -143,8 +143,17 @@ def test_many_dead_peers_do_not_delay_a_returning_one_and_probes_keep_to_the_rat
     assert _errors(alice) == []
 
 
-def test_a_bad_probe_option_is_named_and_the_default_used(lab: Mesh, site: SiteFactory) -> None:
+@pytest.mark.parametrize("release", ["13", "0.12"])
+def test_a_bad_probe_option_is_named_and_the_default_used(
+    lab: Mesh, site: SiteFactory, release: str, request: pytest.FixtureRequest
+) -> None:
+    # One validator for every option: the same lines from 13 (whose
+    # get_option_number clamps) and 0.12 (whose get_option_number does not).
+    chosen = INSTALLED if release == "13" else request.getfixturevalue("prosody012")
     bad = 'v6alt_s2s_probe_rate = -5\nv6alt_s2s_probe_after = "soon"\n'
-    a = site("a", A_ADDRESS, settings=bad)
+    bad_host = '\tv6alt_s2s_stall_timeout = -1\n\tv6alt_s2s_hold_max = "many"'
+    a = site("a", A_ADDRESS, settings=bad, host_settings=bad_host, release=chosen)
     _wait_log(a, "v6alt_s2s_probe_rate = -5 is not a number from 1 to 100000; using 300")
     _wait_log(a, "v6alt_s2s_probe_after = soon is not a number from 0.1 to 3600; using 2")
+    _wait_log(a, "v6alt_s2s_stall_timeout = -1 is not a number of at least 0; using 15")
+    _wait_log(a, "v6alt_s2s_hold_max = many is not a number of at least 1; using 1000")
