@@ -14,8 +14,11 @@ Prosody start (docs/docker.md):
    certificate), its signing key and log config, owned by the official
    image's user (991). Files already there are kept when they are for the
    same name (a restart); a different name stops it (exit 1): the address
-   changed, and a homeserver cannot change its name. With ``--name-file
-   FILE`` it writes the name there too, for Prosody's entrypoint.
+   changed, and a homeserver cannot change its name;
+4. with ``--prosody-certificates DIR``, makes Prosody's self-signed
+   certificate for the name there once (``<name>.crt``, ``<name>.key``);
+   with ``--name-file FILE`` it writes the name there too, for Prosody's
+   entrypoint.
 
 Prints the server name. Exit 0 done, 1 an error (reason on stderr), 2 bad usage.
 """
@@ -41,7 +44,7 @@ from v6alt.cli_common import (
 from v6alt.codec import encode
 from v6alt.hostinfo import MESH_RANGES, RouteGet, ip_route_get, read_if_inet6
 
-from .docker_setup import SetupError, find_address, write_synapse
+from .docker_setup import SetupError, find_address, write_prosody_certificate, write_synapse
 
 __all__ = ["register"]
 
@@ -75,6 +78,8 @@ def _run(
         name = encode(address)
         if args.synapse is not None:
             write_synapse(args.synapse, name, address, environ)
+        if args.prosody_certificates is not None:
+            write_prosody_certificate(args.prosody_certificates, name)
         if args.name_file is not None:
             args.name_file.parent.mkdir(parents=True, exist_ok=True)
             args.name_file.write_text(name + "\n")
@@ -105,7 +110,8 @@ def register(
         description=(
             "Wait for this network namespace's address in --range, print its v6.alt\n"
             "name, and write what is missing for it: Synapse's homeserver.yaml,\n"
-            "certificate, signing key and log config (--synapse), the name (--name-file)."
+            "certificate, signing key and log config (--synapse), Prosody's certificate\n"
+            "(--prosody-certificates), the name (--name-file)."
         ),
         handler=functools.partial(
             _run, read_addresses=read_addresses, route_get=route_get, environ=environ
@@ -120,4 +126,10 @@ def register(
     )
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for it")
     parser.add_argument("--synapse", type=Path, metavar="DIR", help="Synapse's /data")
+    parser.add_argument(
+        "--prosody-certificates",
+        type=Path,
+        metavar="DIR",
+        help="make Prosody's certificate for the name here (NAME.crt, NAME.key)",
+    )
     parser.add_argument("--name-file", type=Path, metavar="FILE", help="also write the name here")

@@ -5,7 +5,8 @@ towards the range, as ``v6alt whoami`` finds it); :func:`write_synapse`
 writes Synapse's ``/data`` for the address's v6.alt name: homeserver.yaml
 (the documented settings, :mod:`.homeserver_config`, plus what a deployed
 server needs), a self-signed certificate (:mod:`.certificates`), a signing
-key, a log config, the worker configs. The environment fills in the rest
+key, a log config, the worker configs; :func:`write_prosody_certificate`
+Prosody's self-signed certificate. The environment fills in the rest
 (docs/docker.md): ``V6ALT_REGISTRATION_SECRET``, ``V6ALT_UNSAFE_ALLOW``,
 ``POSTGRES_*``, ``REDIS_HOST``, ``V6ALT_INBOUND_WORKER``,
 ``V6ALT_FEDERATION_SENDERS``.
@@ -43,6 +44,7 @@ __all__ = [
     "find_address",
     "homeserver_settings",
     "worker_files",
+    "write_prosody_certificate",
     "write_synapse",
 ]
 
@@ -232,6 +234,26 @@ def homeserver_settings(
     }
 
 
+def _self_signed(name: str, key: Path, certificate: Path) -> None:
+    try:
+        self_signed_certificate(name, key, certificate, days=CERTIFICATE_DAYS)
+    except CertificateError as error:
+        raise SetupError(f"cannot make the TLS certificate for {name}: {error}") from None
+    key.chmod(0o600)
+
+
+def write_prosody_certificate(directory: Path, name: str) -> bool:
+    """Prosody's certificate for ``name`` in ``directory`` (``<name>.crt`` and
+    ``<name>.key``, self-signed: IP-bound trust needs no CA); False when it is
+    there already. Prosody's entrypoint gives them to its own user."""
+    certificate, key = directory / f"{name}.crt", directory / f"{name}.key"
+    if certificate.exists() and key.exists():
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    _self_signed(name, key, certificate)
+    return True
+
+
 def _check_same_name(config_path: Path, name: str, address: IPv6Address) -> None:
     try:
         current = yaml.safe_load(config_path.read_text()) or {}
@@ -262,10 +284,7 @@ def write_synapse(
         return False
     workers, worker_configs = worker_files(data, env, address)
     data.mkdir(parents=True, exist_ok=True)
-    try:
-        self_signed_certificate(name, data / "tls.key", data / "tls.crt", days=CERTIFICATE_DAYS)
-    except CertificateError as error:
-        raise SetupError(f"cannot make the TLS certificate: {error}") from None
+    _self_signed(name, data / "tls.key", data / "tls.crt")
     secret = env.get("V6ALT_REGISTRATION_SECRET") or secrets.token_urlsafe(32)
     files = {
         "signing.key": signing_key(),

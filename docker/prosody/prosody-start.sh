@@ -1,19 +1,19 @@
 #!/bin/sh
 # The v6alt-prosody image's entrypoint: the VirtualHost is the stack's server
 # name, which `v6alt docker-setup` wrote to $V6ALT_NAME_FILE (default
-# /run/v6alt/name); a self-signed certificate for it is made once (IP-bound
-# trust needs no CA); the configuration below is written, then Prosody runs
-# in the foreground as the user prosody.
+# /run/v6alt/name), with the self-signed certificate it made for the name
+# (--prosody-certificates /var/lib/prosody/v6alt; IP-bound trust needs no
+# CA); the configuration below is written, then Prosody runs in the
+# foreground as the user prosody.
 set -eu
 name_file=${V6ALT_NAME_FILE:-/run/v6alt/name}
 lookup=${V6ALT_LOOKUP_URL:-http://[::1]:5380}
 name=$(cat "$name_file")
 certs=/var/lib/prosody/v6alt
-mkdir -p "$certs"
-if [ ! -f "$certs/$name.crt" ]; then
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-        -subj "/CN=$name" -addext "subjectAltName=DNS:$name" \
-        -keyout "$certs/$name.key" -out "$certs/$name.crt" 2>/dev/null
+if [ ! -f "$certs/$name.crt" ] || [ ! -f "$certs/$name.key" ]; then
+    echo "prosody-start: no certificate for $name in $certs; the stack's setup makes it" \
+        "(v6alt docker-setup --prosody-certificates $certs, docs/docker.md)" >&2
+    exit 1
 fi
 chown -R prosody:prosody /var/lib/prosody
 mkdir -p /run/prosody && chown prosody:prosody /run/prosody

@@ -89,7 +89,14 @@ def test_help_through_the_installed_entry_point(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.undo()  # the real `v6alt`, with the plugins pyproject.toml declares
     result = run("docker-setup", "--help")
     assert result.code == 0
-    for option in ("--range", "--wait", "--synapse DIR", "--name-file FILE", "exit status"):
+    options = (
+        "--range",
+        "--wait",
+        "--synapse DIR",
+        "--prosody-certificates DIR",
+        "--name-file FILE",
+    )
+    for option in (*options, "exit status"):
         assert option in result.out
 
 
@@ -276,3 +283,25 @@ def test_a_bad_sender_count_is_an_error(tmp_path: Path) -> None:
         write_synapse(tmp_path, encode(YGGDRASIL), YGGDRASIL,
                       {"V6ALT_FEDERATION_SENDERS": "two"}, owner=None)  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prosody_certificate_made_once(tmp_path: Path) -> None:
+    x509 = pytest.importorskip("cryptography.x509")
+    certs = tmp_path / "prosody" / "v6alt"
+    name = encode(YGGDRASIL)
+    assert setup("--prosody-certificates", str(certs)).code == 0
+    certificate = x509.load_pem_x509_certificate((certs / f"{name}.crt").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.value.get_values_for_type(x509.DNSName) == [name]
+    assert stat.S_IMODE((certs / f"{name}.key").stat().st_mode) == 0o600
+    made = {path.name: path.read_bytes() for path in certs.iterdir()}
+    assert sorted(made) == [f"{name}.crt", f"{name}.key"]
+    # A restart keeps them; a name of its own gets its own pair.
+    assert setup("--prosody-certificates", str(certs)).code == 0
+    assert {path.name: path.read_bytes() for path in certs.iterdir()} == made
+    other = encode(OTHER_YGGDRASIL)
+    result = setup(
+        "--prosody-certificates", str(certs), addresses=(OTHER_YGGDRASIL,), source=OTHER_YGGDRASIL
+    )
+    assert (result.code, result.out) == (0, other + "\n")
+    assert (certs / f"{other}.crt").is_file() and (certs / f"{other}.key").is_file()
