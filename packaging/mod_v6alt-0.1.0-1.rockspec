@@ -32,6 +32,7 @@ build = {
       -- <installer path>/share/lua/<ver>/mod_v6alt/v6alt_x.lua.
       ["mod_v6alt"] = "prosody_bridge/lua/mod_v6alt.lua",
       ["mod_v6alt.v6alt_compat"] = "prosody_bridge/lua/v6alt_compat.lib.lua",
+      ["mod_v6alt.v6alt_dialback"] = "prosody_bridge/lua/v6alt_dialback.lib.lua",
       ["mod_v6alt.v6alt_internals"] = "prosody_bridge/lua/v6alt_internals.lib.lua",
       ["mod_v6alt.v6alt_lookup_client"] = "prosody_bridge/lua/v6alt_lookup_client.lib.lua",
       ["mod_v6alt.v6alt_lookup_queue"] = "prosody_bridge/lua/v6alt_lookup_queue.lib.lua",

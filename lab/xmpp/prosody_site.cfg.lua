@@ -1,13 +1,16 @@
 plugin_paths = { "${plugin_path}" }
 
 -- mod_v6alt is a global module: listed here, it runs for every VirtualHost.
+-- dialback: for peers that do not accept this server's certificate (a
+-- stock Prosody, ejabberd); mod_v6alt binds it to the address.
 modules_enabled = {
-	"tls"; "saslauth"; "disco"; "roster"; "ping";
+	"tls"; "saslauth"; "dialback"; "disco"; "roster"; "ping";
 	"v6alt";
 }
 
 -- Keep certificate checking on for every domain: mod_v6alt trusts a v6.alt
--- peer by its address, nothing else is relaxed.
+-- peer by its address (by certificate, or by dialback to that address),
+-- nothing else is relaxed.
 s2s_secure_auth = true
 s2s_require_encryption = true
 

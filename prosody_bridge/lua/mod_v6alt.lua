@@ -8,6 +8,8 @@
 --  * certificates: a v6.alt peer on the address its name encodes is trusted
 --    without a CA while s2s_secure_auth stays on for every other domain;
 --  * incoming: a peer claiming a v6.alt domain from another address is closed;
+--  * dialback: a claim of a v6.alt domain is verified (by mod_dialback) at
+--    the address the name encodes, and refused from any other address;
 --  * secure ranges: "tls: off" means no STARTTLS inside the range;
 --  * pinning: a v6.alt peer outside Yggdrasil and cjdns is trusted by its
 --    address only with the TLS key it showed first (the sidecar keeps the pins).
@@ -51,6 +53,13 @@ local probe_interval = number_option(module, "v6alt_s2s_probe_interval", 2, 0.1,
 local probe_rate = number_option(module, "v6alt_s2s_probe_rate", 300, 1, 100000);
 local probe_timeout = number_option(module, "v6alt_s2s_probe_timeout", 2 * probe_interval, 0.1, 3600);
 local probe_after = number_option(module, "v6alt_s2s_probe_after", 2, 0.1, 3600);
+-- Dialback verifications pending (docs/prosody.md, "Dialback"): each is
+-- a connection to the claimed domain, so a peer's flood of claims is bounded.
+local dialback_options = {
+	per_stream = number_option(module, "v6alt_dialback_max_per_stream", 10, 1, 1000);
+	max_pending = number_option(module, "v6alt_dialback_max_pending", 200, 1, 100000);
+	timeout = number_option(module, "v6alt_dialback_timeout", 30, 1, 600);
+};
 
 -- The stall recovery's options, which each host may set for itself.
 local function recovery_options(host_module)
@@ -99,10 +108,16 @@ end
 -- with the reason, counted (trust_decisions "refused"), the reason told to
 -- the peer. `text`, when given, is the whole error the peer and the
 -- senders of queued stanzas get.
+-- `refused` alone logs and counts a refusal that leaves the stream open
+-- (a dialback claim, answered with its own error).
+local function refused(session, host, reason)
+	metrics.trust("refused");
+	session.log("warn", "Refusing v6.alt peer %s at [%s]: %s", tostring(host), peer_ip(session) or "?", reason);
+end
+
 local function refuse(session, host, reason, text)
 	local ip = peer_ip(session) or "?";
-	metrics.trust("refused");
-	session.log("warn", "Refusing v6.alt peer %s at [%s]: %s", tostring(host), ip, reason);
+	refused(session, host, reason);
 	session:close({
 		condition = "policy-violation";
 		text = text or ("v6.alt domain %s refused for [%s]: %s"):format(tostring(host), ip, reason);
@@ -208,7 +223,20 @@ module:hook("s2s-check-certificate", function (event)
 	return true;
 end, 100);
 
+local dialback = module:require("v6alt_dialback").new(dialback_options, {
+	is_v6alt = is_v6alt;
+	decide = peer_decision;
+	address_of = function (name) return lookup_service:ask("/v1/resolve", { name = name }); end;
+	wait = function (promise)
+		if not async.ready() then return nil, "outside an async context"; end
+		return async.wait_for(promise);
+	end;
+	refused = refused;
+	is_destroyed = internals.is_destroyed;
+});
+
 function module.add_host(module)
+	dialback.watch_host(module);
 	recovery.watch_host(module, recovery_options(module), {
 		metrics = metrics;
 		scheduler = scheduler;

@@ -40,6 +40,7 @@ def test_prosody_module_path_prints_the_directory() -> None:
 SHIPPED_LUA = (
     "mod_v6alt.lua",
     "v6alt_compat.lib.lua",
+    "v6alt_dialback.lib.lua",
     "v6alt_internals.lib.lua",
     "v6alt_lookup_client.lib.lua",
     "v6alt_lookup_queue.lib.lua",
