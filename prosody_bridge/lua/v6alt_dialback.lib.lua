@@ -32,7 +32,13 @@ local import = compat.import;
 local st = import "util.stanza";
 local time_now = import "util.time".now;
 local nameprep = import "util.encodings".stringprep.nameprep;
-local modulemanager = import "core.modulemanager";
+-- Loaded when first asked, so that the library also loads outside a
+-- server (tests/prosody/lua_harness.py).
+local modulemanager;
+local function dialback_loaded(host)
+	modulemanager = modulemanager or import "core.modulemanager";
+	return modulemanager.is_loaded(host, "dialback");
+end
 
 local DIALBACK = "jabber:server:dialback";
 local STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -58,19 +64,24 @@ local function new(options, deps)
 	local pending, pending_count = {}, 0;
 	local sweeping = false;
 
-	local function release(key)
+	-- `forget`: the claim did not authenticate; mod_v6alt's decision for it
+	-- is dropped, so that a stream's claims of ever new names cost nothing.
+	local function release(key, forget)
 		local entry = pending[key];
 		if not entry then return nil; end
 		pending[key] = nil;
 		pending_count = pending_count - 1;
 		local session = entry.session;
 		session.v6alt_dialback_pending = (session.v6alt_dialback_pending or 1) - 1;
+		if forget and session.v6alt_peers and entry.from ~= session.from_host then
+			session.v6alt_peers[entry.from] = nil;
+		end
 		return entry;
 	end
 
 	-- Ends a verification that got no answer; the claim is answered with `condition`.
 	local function give_up(key, error_type, condition, text)
-		local entry = release(key);
+		local entry = release(key, true);
 		if not entry or deps.is_destroyed(entry.session) then return; end
 		entry.session.log("info", "v6alt: dialback verification of %s ended: %s", entry.from, text);
 		entry.session.sends2s(dialback_error(entry.request, error_type, condition, text));
@@ -167,7 +178,7 @@ local function new(options, deps)
 				deps.refused(session, from, ("dialback claim from [%s], but %s is at %s: %s; not verified")
 					:format(ip, from, encoded, reason));
 				session.sends2s(dialback_error(stanza, "cancel", "policy-violation",
-					("%s is not at [%s]"):format(from, ip)));
+					("%s refused for [%s]: %s"):format(from, ip, reason)));
 				return true;
 			end
 			bound_to_address = decision.trust == "ip_bound" or decision.trust == "any";
@@ -175,7 +186,7 @@ local function new(options, deps)
 		if not bound_to_address and must_secure(host_module, from) then
 			local gap = certificate_gap(session, from);
 			if gap then
-				release(key);
+				release(key, true);
 				session.log("warn", "v6alt: dialback claim of %s refused (s2s_secure_auth): %s", from, gap);
 				session.sends2s(dialback_error(stanza, "cancel", "not-authorized",
 					"s2s_secure_auth: " .. from .. " needs a certificate this server accepts (SASL EXTERNAL)"));
@@ -187,11 +198,22 @@ local function new(options, deps)
 	end
 
 	local function watch_host(host_module)
-		local function loaded() return modulemanager.is_loaded(host_module.host, "dialback"); end
-
 		host_module:hook("stanza/jabber:server:dialback:result", function (event)
-			if not loaded() then return; end -- mod_v6alt's own answer (below mod_dialback) takes it
+			if not dialback_loaded(host_module.host) then return; end -- mod_v6alt's own answer (below mod_dialback) takes it
 			return claim(host_module, event);
+		end, 100);
+
+		-- A key check (db:verify) without its addressing or key: mod_dialback
+		-- cannot compute a key from it.
+		host_module:hook("stanza/jabber:server:dialback:verify", function (event)
+			local origin, stanza = event.origin, event.stanza;
+			local attr = stanza.attr;
+			if origin.direction ~= "incoming" or attr.type then return; end
+			if attr.from and attr.to and attr.id and stanza:get_text():match("%S") then return; end
+			origin.log("warn", "v6alt: dialback key check without from, to, id or key (from=%q, to=%q, id=%q)",
+				tostring(attr.from), tostring(attr.to), tostring(attr.id));
+			origin.sends2s(dialback_error(stanza, "modify", "bad-request", "from, to, id and a key are required"));
+			return true;
 		end, 100);
 
 		-- The claimed domain's answer, over this server's outgoing stream:
@@ -200,7 +222,7 @@ local function new(options, deps)
 			local origin, attr = event.origin, event.stanza.attr;
 			if origin.direction ~= "outgoing" or not attr.type or not attr.from then return; end
 			if attr.from ~= origin.to_host then return; end
-			release(attr.from .. "/" .. tostring(attr.id));
+			release(attr.from .. "/" .. tostring(attr.id), attr.type ~= "valid");
 		end, 100);
 
 		-- The connection to a claimed domain closed: its pending claims fail.

@@ -215,6 +215,7 @@ def test_malformed_dialback_elements_get_the_xeps_errors(pair: Pair) -> None:
         f"<db:result to='{domain}'>key</db:result>",
         f"<db:result from='{own}'>key</db:result>",
         f"<db:result from='{own}' to='{domain}'/>",
+        f"<db:verify from='{own}' to='{domain}'>key</db:verify>",
     ]
     answer = pair.run_peer(raw=raw)
     [received] = answer["answers"]
