@@ -1,0 +1,176 @@
+"""A stock Synapse joins a v6.alt federation (docs/mixed.md, "Joining without v6alt").
+
+A real Yggdrasil lab of two nodes, shared by the cases:
+
+- A: a homeserver with the module, named by its v6.alt name, the documented
+  config with ``synapse.inbound_ip_binding: enforce``, trusting a test CA
+  (``mixed-synapse-ca``); its host's unbound serves the zone ``mixed.example``;
+- B: a stock Synapse of the same version (no ``modules:``), configured with
+  the ``mixed-stock-synapse`` block alone; its host's resolver is docs/dns.md's
+  unbound with the ``forward-zone`` for ``.v6.alt`` to a sidecar in its
+  namespace. Case (a): named by its mesh address's v6.alt name, self-signed;
+  case (b): ``stock.mixed.example`` with a certificate from the test CA.
+
+Each case: invite, join, a message each way, and each server holds the
+other's signing key, fetched from the other directly (``server_keys_json``,
+``trusted_key_servers: []`` on both). Root; about 40 s. Lab run directory
+``/run/v6alt-stockpeer-test-<pid>``, namespaces ``v6p-t<pid>-*``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import pytest
+
+pytest.importorskip("synapse.app.homeserver", reason="matrix-synapse is not installed")
+import yaml
+
+from tests.mixed import docs
+from tests.orphaned_labs import take_down_orphaned_labs
+from v6alt.codec import encode
+from v6alt.lab import Lab
+from v6alt.lab.certificates import LabCa, make_lab_ca
+from v6alt.lab.host import LabHost
+from v6alt.lab.mixed import ZoneRecords, start_resolver_sidecar, start_zone_unbound
+from v6alt.lab.netns import FlatHost, list_netns
+
+from .homeserver import DOCS_SNIPPET, Homeserver
+from .matrix import has_message, send, shared_room
+
+pytestmark = pytest.mark.integration
+
+SIDECAR_DNS_PORT = 5353
+STOCK_DNS_NAME = "stock.mixed.example"
+
+
+def _module_config() -> dict[str, object]:
+    """The documented module config, with inbound requests bound to their address."""
+    config = yaml.safe_load(Template(DOCS_SNIPPET.read_text()).safe_substitute())
+    module_config: dict[str, object] = config["modules"][0]["config"]
+    synapse = module_config.setdefault("synapse", {})
+    assert isinstance(synapse, dict)
+    synapse["inbound_ip_binding"] = "enforce"
+    return module_config
+
+
+def _flat(host: LabHost) -> FlatHost:
+    """The lab host as the mixed-world helpers take it (its namespace, its mesh address)."""
+    return FlatHost(host.host, host.netns, addresses=[host.ygg_address])
+
+
+@dataclass
+class StockWorld:
+    root: Path
+    a_host: FlatHost
+    b_host: FlatHost
+    ca: LabCa
+    v6alt: Homeserver
+    v6alt_token: str
+
+    def stock(self, name: str, **settings: object) -> Homeserver:
+        """A stock Synapse on B: the documented base without the module, plus the
+        docs' ``mixed-stock-synapse`` block and nothing else."""
+        extra = {"modules": [], **docs.yaml_block("mixed-stock-synapse")}
+        return Homeserver(self.b_host, self.root / name, extra=extra, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockWorld]:
+    if os.geteuid() != 0:
+        pytest.fail("needs root (network namespaces)")
+    take_down_orphaned_labs(
+        "v6alt-stockpeer-test-*", r"v6alt-stockpeer-test-(?P<pid>\d+)", "v6p-t{pid}-"
+    )
+    pid = os.getpid()
+    root = tmp_path_factory.mktemp("stock-peer")
+    lab = Lab(run_dir=f"/run/v6alt-stockpeer-test-{pid}", prefix=f"v6p-t{pid}-")
+    flat: list[FlatHost] = []
+    v6alt: Homeserver | None = None
+    try:
+        a, b = lab.up(nodes=2)
+        a_host, b_host = _flat(a), _flat(b)
+        flat += [a_host, b_host]
+        zone = ZoneRecords().aaaa(STOCK_DNS_NAME, b.ygg_address)
+        start_resolver_sidecar(b_host, root / "b-sidecar", SIDECAR_DNS_PORT)
+        start_zone_unbound(b_host, root / "b-dns", zone, v6alt_forward=SIDECAR_DNS_PORT)
+        start_zone_unbound(a_host, root / "a-dns", zone)
+        ca = make_lab_ca(root / "ca", "v6alt stock peer test CA")
+        v6alt = Homeserver(
+            a_host,
+            root / "v6alt",
+            module_config=_module_config(),
+            extra=docs.yaml_block("mixed-synapse-ca", ca_certificate=ca.certificate),
+        )
+        v6alt.start()
+        yield StockWorld(root, a_host, b_host, ca, v6alt, v6alt.register("alice"))
+    finally:
+        if v6alt is not None:
+            v6alt.stop()
+        for host in flat:
+            host.stop()
+        lab.down()
+    assert not any(name.startswith(lab.prefix) for name in list_netns())
+    assert not lab.run_dir.exists()
+
+
+def _server_keys(hs: Homeserver) -> set[str]:
+    """The servers whose signing keys ``hs`` has fetched and stored."""
+    with sqlite3.connect(f"file:{hs.tree / 'homeserver.db'}?mode=ro", uri=True) as db:
+        return {name for (name,) in db.execute("SELECT server_name FROM server_keys_json")}
+
+
+def _joins_and_talks(world: StockWorld, stock: Homeserver) -> None:
+    v6alt, v6alt_token = world.v6alt, world.v6alt_token
+    stock.start()
+    try:
+        token = stock.register("bob")
+        room_id = shared_room(v6alt, v6alt_token, stock, token, "bob")
+        send(v6alt, v6alt_token, room_id, "from v6alt to stock")
+        stock.wait_for(
+            "the v6alt side's message",
+            lambda: has_message(stock, token, room_id, "from v6alt to stock"),
+        )
+        send(stock, token, room_id, "from stock to v6alt")
+        v6alt.wait_for(
+            "the stock side's message",
+            lambda: has_message(v6alt, v6alt_token, room_id, "from stock to v6alt"),
+        )
+        # Each fetched the other's key from the other (no notary on either side).
+        assert v6alt.server_name in _server_keys(stock)
+        assert stock.server_name in _server_keys(v6alt)
+        # The stock side found the v6alt server the stock way, through its resolver.
+        log = stock.log_text()
+        assert "v6alt.synapse_module" not in log
+        assert f"Fetching https://{v6alt.server_name}/.well-known/matrix/server" in log
+    finally:
+        stock.stop()
+
+
+def test_stock_synapse_named_by_its_v6alt_name(world: StockWorld) -> None:
+    stock = world.stock("stock-v6alt")
+    assert stock.server_name == encode(world.b_host.address)
+    mark = world.v6alt.log_mark()
+    _joins_and_talks(world, stock)
+    # The v6alt side took the stock server's self-signed certificate IP-bound,
+    # and its requests came from the address its name encodes (enforce let them in).
+    world.v6alt.wait_for_log(
+        rf"v6alt: TLS peer {re.escape(str(stock.address))} accepted for "
+        rf"{re.escape(stock.server_name)} without CA check \(ip_bound",
+        start=mark,
+    )
+    assert "not from its address" not in world.v6alt.log_text()[mark:]
+
+
+def test_stock_synapse_named_by_a_dns_name_with_a_ca_certificate(world: StockWorld) -> None:
+    stock = world.stock("stock-dns", server_name=STOCK_DNS_NAME, ca_dir=world.ca.directory)
+    mark = world.v6alt.log_mark()
+    _joins_and_talks(world, stock)
+    # A DNS name: the v6alt side checked its certificate against the CA.
+    assert f"accepted for {STOCK_DNS_NAME} without CA check" not in world.v6alt.log_text()[mark:]
