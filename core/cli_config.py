@@ -15,7 +15,12 @@ from .errors import abridge
 if TYPE_CHECKING:
     from .config import Config, SecureRange, SidecarLimits
 
-__all__ = ["config_summary_lines", "config_to_json", "register_config"]
+__all__ = [
+    "config_summary_lines",
+    "config_to_json",
+    "pinning_by_range_json",
+    "register_config",
+]
 
 _CHECK_EPILOG: Final = """\
 exit status: 0 the file is valid (a summary of the effective settings is
@@ -91,6 +96,7 @@ def _run_check(args: argparse.Namespace, streams: Streams) -> int:
                 "file": path,
                 "valid": True,
                 "config": config_to_json(config),
+                "pinning_by_range": pinning_by_range_json(config),
                 "warnings": warnings,
             },
             streams.stdout,
@@ -125,7 +131,9 @@ def config_summary_lines(config: Config) -> list[str]:
         lines.append("secure_ranges: (none)")
     forwarders = ", ".join(host_port(*f) for f in sidecar.forwarders) or "(none)"
     lines += [
-        f"pinning.default: {config.pinning.default} (off in 200::/7 and fc00::/8)",
+        f"pinning.default: {config.pinning.default} (outside the ranges below)",
+        "pinning by range (a secure range's pinning overrides):",
+        *_pinning_by_range_lines(config),
         f"pinning.file: {config.pinning.file or '(the server default)'}",
         f"synapse.inbound_ip_binding: {config.synapse.inbound_ip_binding}",
         f"synapse.recovery_probe_rate: {config.synapse.recovery_probe_rate} per second, "
@@ -147,6 +155,26 @@ def _limits_text(limits: SidecarLimits) -> str:
         f"{limits.lookup_request_timeout:g} s and {limits.lookup_request_bytes} bytes; "
         f"log {limits.log_lines_per_minute} lines per minute"
     )
+
+
+def _pinning_by_range_lines(config: Config) -> list[str]:
+    from .policy import range_pinning_defaults
+
+    return [
+        f"  {r.network} ({r.name}): {r.mode} ({r.why})"
+        for r in range_pinning_defaults(config.pinning)
+    ]
+
+
+def pinning_by_range_json(config: Config) -> list[dict[str, str]]:
+    """The built-in pinning mode of each named range under this config (``pinning``
+    in a secure range overrides it); ``pinning.default`` applies elsewhere."""
+    from .policy import range_pinning_defaults
+
+    return [
+        {"cidr": str(r.network), "name": r.name, "pinning": r.mode}
+        for r in range_pinning_defaults(config.pinning)
+    ]
 
 
 def _secure_range_line(secure: SecureRange) -> str:

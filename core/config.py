@@ -82,9 +82,10 @@ class SynapseSettings:
 class PinningSettings:
     """Trust on first use for v6.alt peers trusted by their address.
 
-    ``default`` applies to addresses outside 200::/7 (Yggdrasil) and fc00::/8
-    (cjdns), where pinning is off (the address is derived from the node's
-    key); a secure range's own ``pinning`` overrides both. ``file`` is the pin
+    ``default`` applies to addresses outside 200::/8 (Yggdrasil nodes) and
+    fc00::/8 (cjdns), where pinning is off (the address is derived from the
+    node's key), so also to Yggdrasil's routed 300::/8 subnets; a secure
+    range's own ``pinning`` overrides both. ``file`` is the pin
     store; None: the adapter's default place (Synapse: beside its data, the
     sidecar: ``/var/lib/v6alt/xmpp-pins.json``).
     """
@@ -198,8 +199,10 @@ pinning:
   # Trust on first use for v6.alt peers trusted by their address: the first
   # TLS key (and, for Matrix, signing keys) seen is remembered; a later
   # different key is refused (enforce), logged (warn) or ignored (off).
-  # This is the mode outside 200::/7 and fc00::/8, where it is off (the
-  # address is derived from the node's key); a secure range's pinning
+  # This is the mode everywhere but 200::/8 (Yggdrasil nodes) and fc00::/8
+  # (cjdns), where it is off (the address is derived from the node's key);
+  # Yggdrasil's routed 300::/8 subnets get this mode too (any host on the
+  # subnet's LAN can take its addresses). A secure range's pinning
   # overrides both. enforce | warn | off
   default: enforce
   # The pin store (a JSON file). null: Synapse keeps it beside its data

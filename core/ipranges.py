@@ -18,8 +18,11 @@ from typing import Final, Generic, TypeVar
 __all__ = [
     "CJDNS",
     "GLOBAL_UNICAST",
+    "KEY_ADDRESSED",
     "NEVER_DIAL_RANGES",
     "YGGDRASIL",
+    "YGGDRASIL_NODES",
+    "YGGDRASIL_SUBNETS",
     "PrefixTable",
     "SpecialRange",
     "embedded_ipv4_6to4",
@@ -149,10 +152,24 @@ NEVER_DIAL_RANGES: Final[tuple[SpecialRange, ...]] = (
 )
 
 YGGDRASIL: Final = IPv6Network("200::/7")
+#: Yggdrasil node addresses: most of the address is derived from the node's key.
+YGGDRASIL_NODES: Final = IPv6Network("200::/8")
+#: Yggdrasil routed subnets (``300:<node bits>::/64``, advertised to a LAN): fewer key
+#: bits, and any host on that LAN can take any address in its /64.
+YGGDRASIL_SUBNETS: Final = IPv6Network("300::/8")
 GLOBAL_UNICAST: Final = IPv6Network("2000::/3")
 CJDNS: Final = IPv6Network("fc00::/8")
 
-_RANGE_NAMES: Final = {YGGDRASIL: "yggdrasil", GLOBAL_UNICAST: "global unicast", CJDNS: "cjdns"}
+#: Where an address names the node's key: whoever answers there holds that key.
+KEY_ADDRESSED: Final = (YGGDRASIL_NODES, CJDNS)
+
+_RANGE_NAMES: Final = {
+    YGGDRASIL: "yggdrasil",
+    YGGDRASIL_NODES: "yggdrasil node",
+    YGGDRASIL_SUBNETS: "yggdrasil subnet",
+    GLOBAL_UNICAST: "global unicast",
+    CJDNS: "cjdns",
+}
 
 
 def range_name(network: IPv6Network) -> str | None:

@@ -1,10 +1,12 @@
 """Pinning (trust on first use) of v6.alt peers: the decisions, pure.
 
 A v6.alt peer trusted by its address (IP-bound trust) is only as safe as the
-route to that address. On Yggdrasil (200::/7) and cjdns (fc00::/8) the
-address is derived from the node's key, so the address is the key; on public
-IPv6 whoever answers at the address is believed. Pinning remembers what
-answered the first time:
+route to that address. For Yggdrasil node addresses (200::/8) and cjdns
+(fc00::/8) the address is derived from the node's key, so the address is the
+key; in a routed Yggdrasil subnet (300::/8) any host on the LAN it is
+advertised to can take any of its addresses, and on public IPv6 whoever
+answers at the address is believed. Pinning remembers what answered the
+first time:
 
 - the TLS public key (SHA-256 of the DER SubjectPublicKeyInfo, hex), for
   both protocols;

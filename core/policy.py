@@ -17,9 +17,13 @@ address is known before dialling), accept any certificate
 (``false``); a range that says neither lifts no certificate check.
 
 Pinning (trust on first use) applies to v6.alt names trusted without a CA:
-``off`` in 200::/7 and fc00::/8, where the address is derived from the node's
-key, ``pinning.default`` (enforce) elsewhere; a secure range's ``pinning``
-overrides both. The pin decisions themselves are in :mod:`v6alt.pins`.
+``off`` for Yggdrasil node addresses (200::/8) and cjdns (fc00::/8), where the
+address is derived from the node's key, ``pinning.default`` (enforce)
+elsewhere, Yggdrasil's routed subnets (300::/8) included: any host on the LAN
+a subnet is advertised to can take any address in it. A secure range's
+``pinning`` overrides both, whatever its prefix length
+(:func:`range_pinning_defaults` lists the built-in part). The pin decisions
+themselves are in :mod:`v6alt.pins`.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Final
 
 from .codec import AddressLike, to_address
-from .config import Config, PinningMode, SecureRange, check_unsafe_allow
+from .config import Config, PinningMode, PinningSettings, SecureRange, check_unsafe_allow
 from .errors import V6AltNameError
 from .ipranges import (
     CJDNS,
     GLOBAL_UNICAST,
     NEVER_DIAL_RANGES,
     YGGDRASIL,
+    YGGDRASIL_NODES,
+    YGGDRASIL_SUBNETS,
     PrefixTable,
     SpecialRange,
     never_dial_containing,
@@ -46,7 +52,15 @@ from .ipranges import (
 )
 from .names import HostKind, ServerName, parse_matrix_server_name
 
-__all__ = ["NEVER_DIAL", "DialDecision", "Policy", "Trust", "rule_ids"]
+__all__ = [
+    "NEVER_DIAL",
+    "DialDecision",
+    "Policy",
+    "RangePinning",
+    "Trust",
+    "range_pinning_defaults",
+    "rule_ids",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -83,8 +97,41 @@ class DialDecision:
     pinning: PinningMode = "off"
 
 
-#: Where the address is derived from the node's public key: pinning is off by default.
-CRYPTO_ADDRESSED: Final = (YGGDRASIL, CJDNS)
+@dataclass(frozen=True)
+class RangePinning:
+    """The built-in pinning mode of one named range (before secure ranges)."""
+
+    network: IPv6Network
+    name: str  # "yggdrasil subnet"
+    mode: PinningMode
+    why: str
+
+    @property
+    def rule(self) -> str:
+        """The rule :meth:`Policy.pinning_for` gives for an address in this range."""
+        return f"pinning {self.mode}: {self.name} ({self.network}) {self.why}"
+
+
+def range_pinning_defaults(pinning: PinningSettings) -> tuple[RangePinning, ...]:
+    """The pinning mode of each named range under ``pinning`` (``pinning.default``
+    applies to every other address)."""
+    key_derived = "addresses are keys"
+    return (
+        RangePinning(YGGDRASIL_NODES, _name(YGGDRASIL_NODES), "off", key_derived),
+        RangePinning(
+            YGGDRASIL_SUBNETS,
+            _name(YGGDRASIL_SUBNETS),
+            pinning.default,
+            "addresses are not keys: pinning.default",
+        ),
+        RangePinning(CJDNS, _name(CJDNS), "off", key_derived),
+    )
+
+
+def _name(network: IPv6Network) -> str:
+    name = range_name(network)
+    assert name is not None  # only named ranges are listed
+    return name
 
 
 def _slug(text: str) -> str:
@@ -108,7 +155,8 @@ CJDNS_OFF_ID: Final = "cjdns_off"
 def rule_ids() -> frozenset[str]:
     """Every value :attr:`DialDecision.rule_id` can take: a fixed, small set."""
     ids = {_never_dial_id(s) for s in NEVER_DIAL_RANGES}
-    ids |= {_allow_id(n) for n in (YGGDRASIL, GLOBAL_UNICAST, CJDNS)}
+    named = (YGGDRASIL, YGGDRASIL_NODES, YGGDRASIL_SUBNETS, GLOBAL_UNICAST, CJDNS)
+    ids |= {_allow_id(n) for n in named}
     ids |= {"allow_configured_range", UNSAFE_ALLOW_ID, OUTSIDE_ALLOW_ID, CJDNS_OFF_ID}
     return frozenset(ids)
 
@@ -172,16 +220,15 @@ class Policy:
         )
         self._ip_bound_trust = self.config.ip_bound_trust
         default = self.config.pinning.default
-        self._pinning: PrefixTable[tuple[PinningMode, str]] = PrefixTable(
-            [
-                (n, ("off", f"pinning off: {range_name(n)} ({n}) addresses are keys"))
-                for n in CRYPTO_ADDRESSED
-            ]
-            + [
-                (r.network, (r.pinning, f"pinning {r.pinning}: secure range {r.network}"))
-                for r in self.config.secure_ranges
-                if r.pinning is not None
-            ]
+        # Two tables, so that a secure range's pinning beats the built-in mode of a
+        # named range even when the secure range is the wider one (200::/7 over 200::/8).
+        self._secure_pinning: PrefixTable[tuple[PinningMode, str]] = PrefixTable(
+            (r.network, (r.pinning, f"pinning {r.pinning}: secure range {r.network}"))
+            for r in self.config.secure_ranges
+            if r.pinning is not None
+        )
+        self._range_pinning: PrefixTable[tuple[PinningMode, str]] = PrefixTable(
+            (r.network, (r.mode, r.rule)) for r in range_pinning_defaults(self.config.pinning)
         )
         self._pinning_default = (default, f"pinning {default}: pinning.default")
 
@@ -268,7 +315,8 @@ class Policy:
         """The pinning mode of an address and the rule that sets it."""
         if type(address) is not IPv6Address:
             address = to_address(address)
-        hit = self._pinning.lookup(int(address))
+        value = int(address)
+        hit = self._secure_pinning.lookup(value) or self._range_pinning.lookup(value)
         return hit if hit is not None else self._pinning_default
 
     def decide_name(self, server_name: str | ServerName) -> DialDecision:

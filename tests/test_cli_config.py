@@ -31,7 +31,11 @@ def test_config_check_of_the_defaults(tmp_path: Path) -> None:
         "  ranges.unsafe_allow: (none)",
         "  ip_bound_trust: true",
         "  secure_ranges: (none)",
-        "  pinning.default: enforce (off in 200::/7 and fc00::/8)",
+        "  pinning.default: enforce (outside the ranges below)",
+        "  pinning by range (a secure range's pinning overrides):",
+        "    200::/8 (yggdrasil node): off (addresses are keys)",
+        "    300::/8 (yggdrasil subnet): enforce (addresses are not keys: pinning.default)",
+        "    fc00::/8 (cjdns): off (addresses are keys)",
         "  pinning.file: (the server default)",
         "  synapse.inbound_ip_binding: log",
         "  synapse.recovery_probe_rate: 300 per second, each peer every 2 s "
@@ -99,6 +103,11 @@ def test_config_check_json(tmp_path: Path) -> None:
                 },
             },
         },
+        "pinning_by_range": [
+            {"cidr": "200::/8", "name": "yggdrasil node", "pinning": "off"},
+            {"cidr": "300::/8", "name": "yggdrasil subnet", "pinning": "enforce"},
+            {"cidr": "fc00::/8", "name": "cjdns", "pinning": "off"},
+        ],
         "warnings": [],
     }
     text = run("config", "check", str(path)).out
@@ -187,3 +196,33 @@ def test_config_check_unreadable_file(tmp_path: Path, what: str) -> None:
     assert result.code == 2
     assert result.err.startswith(f"v6alt: config: {path}: ")
     assert result.err.count(str(path)) == 1 and result.err.count("\n") == 1
+
+
+def test_config_check_shows_the_pinning_of_300_subnets_following_the_default(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text("pinning:\n  default: warn\n")
+    text = run("config", "check", str(path)).out
+    assert "    300::/8 (yggdrasil subnet): warn (addresses are not keys: pinning.default)" in (
+        text.splitlines()
+    )
+    document = json.loads(run("config", "check", "--json", str(path)).out)
+    assert {r["cidr"]: r["pinning"] for r in document["pinning_by_range"]} == {
+        "200::/8": "off",
+        "300::/8": "warn",
+        "fc00::/8": "off",
+    }
+
+
+def test_config_check_warns_about_pinning_off_in_a_300_subnet(tmp_path: Path) -> None:
+    path = tmp_path / "subnet.yaml"
+    path.write_text(
+        'secure_ranges:\n  - cidr: "300:1234:5678:9abc::/64"\n    pinning: "off"\n'
+        '  - cidr: "200:1::/32"\n    pinning: "off"\n'
+    )
+    result = run("config", "check", str(path))
+    assert result.code == 0
+    assert "secure_ranges[0].pinning: off covers 300:1234:5678:9abc::/64" in result.err
+    # 200::/8 node addresses are keys: turning pinning off there is no weakening.
+    assert "secure_ranges[1]" not in result.err

@@ -9,11 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from v6alt.codec import encode
-from v6alt.config import Config, ConfigError, RangeSettings, SecureRange, parse_config
+from v6alt.config import (
+    Config,
+    ConfigError,
+    PinningSettings,
+    RangeSettings,
+    SecureRange,
+    parse_config,
+)
 from v6alt.errors import V6AltNameError
 from v6alt.ipranges import NEVER_DIAL_RANGES, PrefixTable, never_dial_containing
 from v6alt.names import parse_matrix_server_name
-from v6alt.policy import NEVER_DIAL, DialDecision, Policy, Trust
+from v6alt.policy import NEVER_DIAL, DialDecision, Policy, Trust, range_pinning_defaults
 
 OUTSIDE = "not allowed: outside ranges.allow (200::/7, 2000::/3)"
 YGG = "allowed: yggdrasil (200::/7)"
@@ -362,7 +369,10 @@ def test_a_range_that_does_not_say_trust_any_certificate_lifts_no_check(tls: str
     ("address", "mode"),
     [
         ("200:cab8:deb4:ce60:4362:4492:e539:4b5", "off"),  # Yggdrasil: the address is the key
-        ("3ff::1", "off"),
+        ("2ff::1", "off"),
+        # A routed Yggdrasil subnet: any host on its LAN can take the address.
+        ("300:cab8:deb4:ce60::1", "enforce"),
+        ("3ff::1", "enforce"),
         ("fc00::1", "off"),  # cjdns
         ("2a00:1098:3a0::1", "enforce"),  # public
         ("2001:67c::1", "enforce"),
@@ -372,6 +382,56 @@ def test_pinning_default_by_range(address: str, mode: str) -> None:
     p = policy(ranges={"cjdns": True})
     assert p.pinning_for(address)[0] == mode
     assert p.decide(address, encode(address)).pinning == mode
+
+
+def test_pinning_rules_name_the_range() -> None:
+    assert DEFAULT.pinning_for("200::1") == (
+        "off",
+        "pinning off: yggdrasil node (200::/8) addresses are keys",
+    )
+    assert DEFAULT.pinning_for("300::1") == (
+        "enforce",
+        "pinning enforce: yggdrasil subnet (300::/8) addresses are not keys: pinning.default",
+    )
+    assert policy(pinning={"default": "off"}).pinning_for("300::1")[0] == "off"
+
+
+def test_300_subnets_are_dialled_as_before() -> None:
+    # Only trust differs: 300::/8 is still allowed by 200::/7 and trusted by its address.
+    decision = DEFAULT.decide("300:1::5", encode("300:1::5"))
+    assert (decision.allowed, decision.rule, decision.rule_id) == (
+        True,
+        "allowed: yggdrasil (200::/7)",
+        "allow_yggdrasil",
+    )
+    assert (decision.trust, decision.pinning) == (Trust.IP_BOUND, "enforce")
+
+
+def test_a_secure_range_pinning_overrides_the_range_default_whatever_its_length() -> None:
+    p = policy(
+        secure_ranges=[
+            {"cidr": "200::/7", "pinning": "enforce"},
+            {"cidr": "300:1::/64", "pinning": "off"},
+            {"cidr": "::/1", "pinning": "warn"},
+        ]
+    )
+    assert p.pinning_for("200::1") == ("enforce", "pinning enforce: secure range 200::/7")
+    assert p.pinning_for("300::1")[0] == "enforce"
+    assert p.pinning_for("300:1::1") == ("off", "pinning off: secure range 300:1::/64")
+    assert p.pinning_for("fc00::1")[0] == "off"  # outside every secure range
+    assert policy(secure_ranges=[{"cidr": "::/0", "pinning": "warn"}]).pinning_for("fc00::1") == (
+        "warn",
+        "pinning warn: secure range ::/0",
+    )
+
+
+def test_range_pinning_defaults_follow_pinning_default() -> None:
+    rows = range_pinning_defaults(PinningSettings("warn"))
+    assert [(str(r.network), r.name, r.mode) for r in rows] == [
+        ("200::/8", "yggdrasil node", "off"),
+        ("300::/8", "yggdrasil subnet", "warn"),
+        ("fc00::/8", "cjdns", "off"),
+    ]
 
 
 def test_pinning_only_for_v6alt_names_trusted_without_a_ca() -> None:

@@ -66,6 +66,16 @@ def test_every_never_dial_range_has_its_own_id() -> None:
     assert len(ids) == len({s.name for s in NEVER_DIAL_RANGES})
 
 
+def test_named_yggdrasil_ranges_have_their_own_ids() -> None:
+    # Listed in ranges.allow by themselves, the two halves of 200::/7 keep their names.
+    split = Policy(parse_config({"ranges": {"allow": ["200::/8", "300::/8"]}}))
+    assert split.decide("200::1").rule_id == "allow_yggdrasil_node"
+    assert split.decide("300::1").rule_id == "allow_yggdrasil_subnet"
+    assert {"allow_yggdrasil_node", "allow_yggdrasil_subnet"} <= rule_ids()
+    # Under the default 200::/7 a 300::/8 address is allowed by that entry, as before.
+    assert DEFAULT.decide("300::1").rule_id == "allow_yggdrasil"
+
+
 def test_the_set_is_small() -> None:
     assert len(rule_ids()) < 40
 
