@@ -42,7 +42,7 @@ from v6alt.lab import Lab
 from v6alt.lab.certificates import LabCa, make_lab_ca
 from v6alt.lab.host import LabHost
 from v6alt.lab.mixed import ZoneRecords, start_resolver_sidecar, start_zone_unbound
-from v6alt.lab.netns import FlatHost, list_netns
+from v6alt.lab.netns import ETC_NETNS, FlatHost, list_netns, netns_pids
 from v6alt.lab.resolvers import host_resolver
 
 from .homeserver import DOCS_SNIPPET, Homeserver
@@ -108,9 +108,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockWorld]:
     root = tmp_path_factory.mktemp("stock-peer")
     lab = Lab(run_dir=f"/run/v6alt-stockpeer-test-{pid}", prefix=f"v6p-t{pid}-")
     flat: list[FlatHost] = []
+    lab_hosts: list[LabHost] = []
+    leftovers: dict[str, list[int]] = {}
     v6alt: Homeserver | None = None
     try:
-        a, b = lab.up(nodes=2)
+        a, b = lab_hosts = lab.up(nodes=2)
         a_host, b_host = _flat(a), _flat(b)
         flat += [a_host, b_host]
         zone = ZoneRecords().aaaa(STOCK_DNS_NAME, b.ygg_address)
@@ -131,8 +133,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockWorld]:
             v6alt.stop()
         for host in flat:
             host.stop()
+        # Nothing of ours may outlive the test: only each host's Yggdrasil node is left.
+        leftovers = {h.netns: [p for p in netns_pids(h.netns) if p != h.pid] for h in lab_hosts}
         lab.down()
+    assert not any(leftovers.values()), leftovers
     assert not any(name.startswith(lab.prefix) for name in list_netns())
+    assert not any(path.name.startswith(lab.prefix) for path in ETC_NETNS.glob("*"))
     assert not lab.run_dir.exists()
 
 
