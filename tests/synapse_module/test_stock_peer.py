@@ -15,7 +15,7 @@ A real Yggdrasil lab of two nodes, shared by the cases:
 
 Each case: invite, join, a message each way, and each server holds the
 other's signing key, fetched from the other directly (``server_keys_json``,
-``trusted_key_servers: []`` on both). Root; about 40 s. Lab run directory
+``trusted_key_servers: []`` on both). Root; about 20 s. Lab run directory
 ``/run/v6alt-stockpeer-test-<pid>``, namespaces ``v6p-t<pid>-*``.
 """
 
