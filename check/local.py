@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from collections.abc import Callable
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
@@ -12,7 +13,14 @@ from v6alt.cli_common import UsageError
 from v6alt.codec import encode
 from v6alt.config import Config, ConfigError, parse_config
 from v6alt.errors import V6AltNameError
-from v6alt.hostinfo import HostInfoError, ip_route_get, mesh_kind, read_if_inet6, survey
+from v6alt.hostinfo import (
+    HostInfoError,
+    RouteGet,
+    ip_route_get,
+    mesh_kind,
+    read_if_inet6,
+    survey,
+)
 from v6alt.names import ServerName, is_v6alt, parse_matrix_server_name
 from v6alt.policy import Policy
 from v6alt.yaml_file import read_yaml_file
@@ -349,12 +357,18 @@ def _probe(config: Config) -> IPv6Address:
     return _PROBE
 
 
-def _source(report: Report, server: ServerName | None) -> None:
+def _source(
+    report: Report,
+    server: ServerName | None,
+    *,
+    read_addresses: Callable[[], str] = read_if_inet6,
+    route_get: RouteGet = ip_route_get,
+) -> None:
     expected = server.ipv6 if server is not None and server.is_v6alt else None
     if expected is not None and mesh_kind(expected) is None:
         expected = None
     try:
-        host = survey(read_if_inet6(), ip_route_get, server_address=expected)
+        host = survey(read_addresses(), route_get, server_address=expected)
     except HostInfoError as exc:
         report.add_new("source", Status.FAIL, f"cannot survey addresses: {exc}", lh.no_mesh())
         return
@@ -393,4 +407,15 @@ def _source(report: Report, server: ServerName | None) -> None:
             Status.FAIL,
             f"{encode(expected)} is {expected}, not an address of this host",
             lh.not_local(expected),
+        )
+    own = host.own_address
+    if own is None:
+        return
+    for warning in host.trust_warnings:
+        # A name that works but proves little: a warning, as in `v6alt whoami`.
+        report.add_new(
+            "source.trust",
+            Status.WARN,
+            f"{encode(own)} is {own}, in a routed Yggdrasil subnet: peers pin its keys",
+            warning,
         )

@@ -1,7 +1,9 @@
 """``v6alt whoami``: this host's mesh addresses, names, and the kernel's source.
 
-Exit 0 when there is a mesh address and no warning, 1 when there is none or
-a warning fired (the check failed), 2 on usage errors.
+Exit 0 when there is a mesh address and no warning about the source, 1 when
+there is none or such a warning fired (the check failed), 2 on usage errors.
+A trust warning (the name is an address of a routed 300::/8 subnet) is
+printed but fails nothing: the name works, peers just pin its keys.
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ Peers bind a v6.alt server name to the source address they see, and the
 kernel, not the server, picks that address. On a host with several mesh
 addresses the server name must be the name of the kernel's choice.
 
-exit status: 0 ok; 1 no mesh address, or a warning (the check failed);
-  2 bad usage.
+A name in a routed Yggdrasil subnet (300::/8) gets a warning naming the
+node's 200::/8 address instead: any host on the subnet's LAN can take
+the address, so peers pin the server's keys. It does not change the
+exit status.
+
+exit status: 0 ok; 1 no mesh address, or a warning about the source
+  address (the check failed); 2 bad usage.
 """
 
 
@@ -148,6 +155,7 @@ def report_to_json(report: HostReport) -> dict[str, Any]:
             for check in report.sources
         ],
         "warnings": list(report.warnings),
+        "trust_warnings": list(report.trust_warnings),
     }
 
 
@@ -183,6 +191,7 @@ def report_lines(report: HostReport) -> list[str]:
             else:
                 lines.append(f"{where}no route ({check.no_route_reason})")
     lines.extend(f"warning: {warning}" for warning in report.warnings)
+    lines.extend(f"warning: {warning}" for warning in report.trust_warnings)
     return lines
 
 

@@ -23,7 +23,7 @@ from typing import Final
 
 from .codec import encode
 from .errors import V6AltError
-from .ipranges import never_dial_rule
+from .ipranges import YGGDRASIL, YGGDRASIL_NODES, YGGDRASIL_SUBNETS, never_dial_rule
 
 __all__ = [
     "DEFAULT_PROBES",
@@ -42,6 +42,7 @@ __all__ = [
     "parse_if_inet6",
     "parse_route_get",
     "read_if_inet6",
+    "subnet_name_warning",
     "survey",
 ]
 
@@ -194,7 +195,28 @@ class HostReport:
 
     @property
     def ok(self) -> bool:
+        """No mesh address, or a warning about the source: the check fails. The
+        :attr:`trust_warnings` do not count: the name works, it is just weaker."""
         return bool(self.addresses) and not self.warnings
+
+    @property
+    def own_address(self) -> IPv6Address | None:
+        """The address this server is named by: the server name's, or else the
+        kernel's source towards Yggdrasil (what peers would see)."""
+        if self.server_address is not None:
+            return self.server_address
+        for check in self.sources:
+            if check.kind is MeshKind.YGGDRASIL and check.source is not None:
+                return check.source
+        return None
+
+    @property
+    def trust_warnings(self) -> tuple[str, ...]:
+        """Warnings about how far peers can trust this server's name."""
+        warning = subnet_name_warning(
+            self.own_address, self.addresses, named=self.server_address is not None
+        )
+        return () if warning is None else (warning,)
 
 
 def parse_if_inet6(text: str) -> tuple[LocalAddress, ...]:
@@ -321,6 +343,43 @@ def _expected_source_warning(
     return (
         f"peers bind your name to the source address; the kernel picks {source} towards "
         f"{network}, so your server name must be {encode(source)}, not {encode(expected)}"
+    )
+
+
+def subnet_name_warning(
+    own: IPv6Address | None, addresses: Iterable[LocalAddress], *, named: bool
+) -> str | None:
+    """A warning when this server is named by an address of a routed Yggdrasil
+    subnet (300::/8), naming the node's 200::/8 address to use instead.
+
+    Any host on the LAN a subnet is advertised to can take any address in it,
+    so the address proves little: peers pin the server's keys (docs/security.md).
+    ``named``: ``own`` is the server name's address, not the kernel's source.
+    """
+    if own is None or own not in YGGDRASIL_SUBNETS:
+        return None
+    subject = (
+        f"your server name {encode(own)} ({own})"
+        if named
+        else f"the name of the kernel's source towards {YGGDRASIL}, {encode(own)} ({own}),"
+    )
+    problem = (
+        f"{subject} is in a routed Yggdrasil subnet ({YGGDRASIL_SUBNETS}): any host on the "
+        "subnet's LAN can take that address, so it proves no identity and peers pin this "
+        "server's keys instead (docs/security.md)"
+    )
+    nodes = [a for a in addresses if a.address in YGGDRASIL_NODES and a.usable_as_source]
+    if not nodes:
+        return (
+            f"{problem}; this host has no Yggdrasil node address ({YGGDRASIL_NODES}): run the "
+            "server on the Yggdrasil node itself and name it by the node's address "
+            "(yggdrasilctl getSelf)"
+        )
+    node = nodes[0]
+    return (
+        f"{problem}; name it by this node's address {node.address} ({node.name}) instead, "
+        f"and make the kernel send from it: ip -6 route change {YGGDRASIL} dev "
+        f"{node.interface} src {node.address}"
     )
 
 

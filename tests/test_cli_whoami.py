@@ -66,6 +66,12 @@ def test_whoami_text_report_with_warning() -> None:
         "warning: peers bind your name to the source address; the kernel picks 300:abcd::1 "
         "towards 200::/7 (this host also has 200:1234::1), so your server name must be "
         "amakxti-e.v6.alt",
+        "warning: the name of the kernel's source towards 200::/7, amakxti-e.v6.alt "
+        "(300:abcd::1), is in a routed Yggdrasil subnet (300::/8): any host on the subnet's "
+        "LAN can take that address, so it proves no identity and peers pin this server's keys "
+        "instead (docs/security.md); name it by this node's address 200:1234::1 "
+        "(aiaben-e.v6.alt) instead, and make the kernel send from it: "
+        "ip -6 route change 200::/7 dev v0 src 200:1234::1",
     ]
 
 
@@ -86,16 +92,52 @@ def test_whoami_json_report() -> None:
     assert report["sources"][0]["name"] == "amakxti-e.v6.alt"
     assert report["sources"][1]["no_route"] == "Network is unreachable"
     assert report["warnings"] == [report["sources"][0]["warning"]]
+    assert len(report["trust_warnings"]) == 1
+    assert "(300::/8)" in report["trust_warnings"][0]
+    assert "200:1234::1 (aiaben-e.v6.alt)" in report["trust_warnings"][0]
 
 
 def test_whoami_name_matching_the_kernel_source_passes() -> None:
     result = run("whoami", "--name", "amakxti-e.v6.alt", commands=WARNING_CASE)
-    assert result.code == 0 and "warning" not in result.out
+    # No warning about the source; the one about a 300::/8 name does not fail the check.
+    assert result.code == 0
+    assert [line for line in result.out.splitlines() if "warning" in line] == [
+        "warning: your server name amakxti-e.v6.alt (300:abcd::1) is in a routed Yggdrasil "
+        "subnet (300::/8): any host on the subnet's LAN can take that address, so it proves "
+        "no identity and peers pin this server's keys instead (docs/security.md); name it by "
+        "this node's address 200:1234::1 (aiaben-e.v6.alt) instead, and make the kernel send "
+        "from it: ip -6 route change 200::/7 dev v0 src 200:1234::1"
+    ]
+    document = json.loads(
+        run("whoami", "--name", "amakxti-e.v6.alt", "--json", commands=WARNING_CASE).out
+    )
+    assert (document["ok"], document["warnings"]) == (True, [])
+    assert len(document["trust_warnings"]) == 1
     wrong = run("whoami", "--name", "aiaben-e.v6.alt", commands=WARNING_CASE)
     assert wrong.code == 1
     assert wrong.out.splitlines()[-1].endswith(
         "so your server name must be amakxti-e.v6.alt, not aiaben-e.v6.alt"
     )
+
+
+def test_whoami_subnet_name_without_a_node_address_warns_and_passes() -> None:
+    commands = whoami_commands(
+        "0300abcd000000000000000000000001 03 40 00 80 eth1\n",
+        {"200::1": route_to("300:abcd::1", "eth1"), "2000::1": None},
+    )
+    result = run("whoami", "--name", "amakxti-e.v6.alt", commands=commands)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[-1].endswith(
+        "this host has no Yggdrasil node address (200::/8): run the server on the Yggdrasil "
+        "node itself and name it by the node's address (yggdrasilctl getSelf)"
+    )
+
+
+def test_whoami_node_address_name_has_no_trust_warning() -> None:
+    commands = whoami_commands(IF_INET6, {"200::1": route_to("200:1234::1"), "2000::1": None})
+    result = run("whoami", "--name", "aiaben-e.v6.alt", "--json", commands=commands)
+    assert result.code == 0
+    assert json.loads(result.out)["trust_warnings"] == []
 
 
 def test_whoami_single_address_is_ok() -> None:

@@ -24,6 +24,7 @@ from v6alt.hostinfo import (
     parse_if_inet6,
     parse_route_get,
     read_if_inet6,
+    subnet_name_warning,
     survey,
 )
 
@@ -284,6 +285,36 @@ def test_survey_lists_mesh_addresses_in_range_order_and_warns() -> None:
     assert report.sources[1].no_route_reason == "Network is unreachable"
     assert len(report.warnings) == 1 and "amakxti-e.v6.alt" in report.warnings[0]
     assert not report.ok
+
+
+def test_survey_trust_warning_follows_the_own_address() -> None:
+    routes = fixed_routes({"200::1": ROUTE_200, "2000::1": None})
+    # Without a server name: the kernel's source towards 200::/7 (300:abcd::1).
+    kernel = survey(IF_INET6, routes)
+    assert kernel.own_address == YGG_SUBNET
+    assert len(kernel.trust_warnings) == 1
+    assert kernel.trust_warnings[0].startswith("the name of the kernel's source towards 200::/7")
+    # A server name decides; it does not make the source check fail.
+    named = survey(IF_INET6, routes, server_address=YGG_SUBNET)
+    assert named.ok and named.own_address == YGG_SUBNET
+    assert named.trust_warnings[0].startswith("your server name amakxti-e.v6.alt (300:abcd::1)")
+    node = survey(IF_INET6, routes, server_address=YGG_NODE)
+    assert node.trust_warnings == () and not node.ok
+
+
+def test_subnet_name_warning_names_the_node_address() -> None:
+    addresses = [local("200:1234::1", "tun0"), local("300:abcd::1", "eth1")]
+    warning = subnet_name_warning(YGG_SUBNET, addresses, named=True)
+    assert warning is not None
+    assert "name it by this node's address 200:1234::1 (aiaben-e.v6.alt)" in warning
+    assert warning.endswith("ip -6 route change 200::/7 dev tun0 src 200:1234::1")
+    # A deprecated node address is never a source: it is not offered.
+    stale = [local("200:1234::1", "tun0", flags=0xA0), local("300:abcd::1", "eth1")]
+    assert "no Yggdrasil node address (200::/8)" in (
+        subnet_name_warning(YGG_SUBNET, stale, named=True) or ""
+    )
+    for other in (YGG_NODE, GLOBAL, IPv6Address("fc00::1"), None):
+        assert subnet_name_warning(other, addresses, named=True) is None
 
 
 def test_survey_ok_with_one_address() -> None:
