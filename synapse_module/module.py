@@ -176,13 +176,13 @@ class V6AltFederation:
         if problem is not None:
             logger.error("v6alt: cannot keep pins: %s", problem)
             raise config_error(
-                f"v6alt: pinning.file: {problem}. Pins of v6.alt peers outside 200::/7 and "
+                f"v6alt: pinning.file: {problem}. Pins of v6.alt peers outside 200::/8 and "
                 "fc00::/8 must be kept (docs/security.md): fix the file or its directory, set "
                 "pinning.file, or turn pinning off explicitly (pinning.default: off)",
                 ["modules"],
             )
         logger.info(
-            "v6alt: pins of v6.alt peers in %s (pinning.default: %s; off in 200::/7 and fc00::/8)",
+            "v6alt: pins of v6.alt peers in %s (pinning.default: %s; off in 200::/8 and fc00::/8)",
             guard.path,
             config.pinning.default,
         )
