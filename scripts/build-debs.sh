@@ -29,6 +29,10 @@ SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct "$commit")
 export SOURCE_DATE_EPOCH
 # dpkg and debhelper take TZ and locale from the environment.
 export TZ=UTC LC_ALL=C.UTF-8
+# Debian's own Python and tools: a python3 earlier on PATH (a virtualenv,
+# pyenv) would lack Debian's libraries and give other bytes.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+unset PYTHONPATH VIRTUAL_ENV
 
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$src/core/__init__.py")
 deb_version=$(cd "$src" && dpkg-parsechangelog -S Version)
