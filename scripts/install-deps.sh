@@ -29,7 +29,9 @@ declare -A RELEASE_PACKAGES=(
     # systemd for systemd-analyze (the sidecar unit's check).
     [docker]="docker.io docker-compose debootstrap systemd"
     # mod_v6alt's rock (scripts/build-rock.sh) and `prosodyctl install`.
-    [packaging]="luarocks liblua5.4-dev"
+    # The Debian packages (scripts/build-debs.sh): debhelper, pybuild and
+    # lintian; python3-yaml for `v6alt config defaults` during the build.
+    [packaging]="luarocks liblua5.4-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-yaml lintian devscripts gnupg"
     # tests/clients: headless Chromium, dnsmasq's binary alone (dnsmasq-base: no
     # service that would take port 53), curl. systemd-resolved is not installed
     # (it would take over /etc/resolv.conf): lab/resolvers.py unpacks its package.
